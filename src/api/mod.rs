@@ -1,0 +1,2 @@
+//! The HTTP API: parameter map, signature check, dispatch and the response envelope.
+pub mod params;

@@ -1,0 +1,1 @@
+//! The data plane: TLS listeners, certificate resolution and proxying to backends.

@@ -1,0 +1,1 @@
+//! Certificate bundles: lenient PEM parsing, key matching and derived fields.
