@@ -1,1 +1,559 @@
-//! The data plane: TLS listeners, certificate resolution and proxying to backends.
+//! The data plane: TLS listeners, certificate resolution and proxying to backends. It owns sockets,
+//! handshakes, forwarding, health checks and their metrics; it never reads or writes the store. The
+//! control plane describes each listener as a [`ListenerSpec`] and hands certificate material over
+//! through a [`CertSource`].
+//!
+//! Shape: every listener is a [`listener::ListenerCell`] holding an immutable
+//! [`listener::ListenerState`] behind an `ArcSwap`. `sync_listener` builds the whole new state
+//! (certificates parsed and checked, SNI table, TLS config, backend pool) before one atomic store, so
+//! a handshake or request sees either the old state or the new one, never a mix, and never waits.
+//! Sockets are separate from the state: an update on the same address keeps the socket, a re-port
+//! binds the new socket before the old one is closed.
+//!
+//! Submodules: `resolver` (certificate table and SNI selection), `balancer` (weighted round robin and
+//! health cells), `listener` (sockets, accept loops, connection lifetimes, TLS handshakes), `proxy`
+//! (HTTP forwarding and TCP relay), `health` (active checks), `metrics` (Prometheus text).
+
+mod balancer;
+mod health;
+mod listener;
+mod metrics;
+mod proxy;
+mod resolver;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
+use tokio::task::JoinHandle;
+
+use listener::{Acceptor, ListenerCell, ListenerState, Phase, Shared};
+use resolver::ResolvedCert;
+
+/// What a listener speaks to its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http,
+    Https,
+    Tcp,
+}
+
+/// Everything the data plane needs to serve one listener (a CLB VServer or an ALB listener).
+#[derive(Debug, Clone)]
+pub struct ListenerSpec {
+    /// "vserver-…" (CLB) or "als-…" (ALB).
+    pub id: String,
+    /// The load balancer's address and port; port 0 binds an ephemeral port (tests).
+    pub addr: SocketAddr,
+    pub protocol: Protocol,
+    /// Offer ALPN `h2` (HTTPS only).
+    pub http2: bool,
+    /// HTTPS only; CLB: 0..1; ALB: one default plus SNI certificates.
+    pub certs: Vec<CertRef>,
+    pub backends: Vec<BackendSpec>,
+    pub health: HealthSpec,
+    /// A client connection with no traffic for this long is closed; zero means never.
+    pub idle_timeout: Duration,
+}
+
+/// One certificate bound to a listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertRef {
+    pub ssl_id: String,
+    pub is_default: bool,
+    /// Higher = bound more recently; decides between several certificates matching one name.
+    pub bound_seq: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSpec {
+    pub id: String,
+    pub addr: SocketAddr,
+    pub weight: u32,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthCheck {
+    /// A TCP connect within the timeout counts as healthy.
+    Tcp,
+    /// `GET path` answered with 2xx or 3xx within the timeout counts as healthy.
+    Http { path: String, host: Option<String> },
+    /// Every backend counts as healthy.
+    Disabled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSpec {
+    pub check: HealthCheck,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for HealthSpec {
+    /// The ULB defaults: a port check every 5 s with a 2 s timeout.
+    fn default() -> Self {
+        HealthSpec {
+            check: HealthCheck::Tcp,
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The control plane's way to hand certificate material to the data plane: called off the
+/// handshake path, once per certificate (the result is cached by ssl_id; `forget_cert` evicts it).
+/// It runs on a blocking thread, so it may read the store and decrypt.
+pub trait CertSource: Send + Sync + 'static {
+    fn load(&self, ssl_id: &str) -> anyhow::Result<LoadedCert>;
+}
+
+/// A certificate ready to serve: chain plus signing key, and the DNS names it answers for.
+#[derive(Clone, Debug)]
+pub struct LoadedCert {
+    pub key: Arc<CertifiedKey>,
+    /// Lower-case SAN DNS names; may contain wildcards such as "*.example.com".
+    pub names: Vec<String>,
+}
+
+impl LoadedCert {
+    /// Builds a `LoadedCert` from DER (leaf first, then the CA chain) with the data plane's crypto
+    /// provider, refusing a key that does not match the leaf.
+    pub fn from_der(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        names: Vec<String>,
+    ) -> anyhow::Result<LoadedCert> {
+        if chain.is_empty() {
+            anyhow::bail!("the certificate chain is empty");
+        }
+        let key = CertifiedKey::from_der(chain, key, &listener::crypto_provider())?;
+        Ok(LoadedCert {
+            key: Arc::new(key),
+            names,
+        })
+    }
+}
+
+/// A socket bound ahead of `sync_listener`, so a taken port is reported before the control plane
+/// commits. Dropping it releases the port.
+#[derive(Debug)]
+pub struct Reservation {
+    socket: std::net::TcpListener,
+    addr: SocketAddr,
+}
+
+impl Reservation {
+    /// The address actually bound (the ephemeral port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataPlaneError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("certificate {ssl_id} cannot be served: {source}")]
+    Certificate {
+        ssl_id: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the data plane is shut down")]
+    ShutDown,
+}
+
+/// Timeouts that are the data plane's own rather than a listener's.
+#[derive(Debug, Clone)]
+pub struct DataPlaneOptions {
+    /// From accept to the end of the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// How long `shutdown` and `remove_listener` let open connections finish before closing them.
+    pub drain_timeout: Duration,
+    /// TCP connect to a backend (requests, TCP relay); health checks use their own timeout.
+    pub backend_connect_timeout: Duration,
+}
+
+impl Default for DataPlaneOptions {
+    fn default() -> Self {
+        DataPlaneOptions {
+            handshake_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
+            backend_connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One open listener: its shared cell plus the tasks that serve it.
+struct ListenerEntry {
+    cell: Arc<ListenerCell>,
+    /// The address the spec asked for (port 0 stays 0), to tell an update from a re-port.
+    requested_addr: SocketAddr,
+    acceptor: Acceptor,
+    health_task: JoinHandle<()>,
+}
+
+/// Certificates already loaded, by ssl_id. `generation` lets a load that raced with `forget_cert`
+/// skip caching what was just forgotten.
+#[derive(Default)]
+struct CertCache {
+    entries: HashMap<String, LoadedCert>,
+    generation: u64,
+}
+
+pub struct DataPlane {
+    shared: Arc<Shared>,
+    source: Arc<dyn CertSource>,
+    certs: Mutex<CertCache>,
+    listeners: Mutex<HashMap<String, ListenerEntry>>,
+    /// Serialises the operations that change listeners, so two updates of one listener (or a
+    /// shutdown) cannot interleave between their socket and state steps.
+    ops: tokio::sync::Mutex<()>,
+    shut_down: AtomicBool,
+}
+
+impl DataPlane {
+    pub fn new(source: Arc<dyn CertSource>) -> Arc<DataPlane> {
+        DataPlane::with_options(source, DataPlaneOptions::default())
+    }
+
+    pub fn with_options(source: Arc<dyn CertSource>, options: DataPlaneOptions) -> Arc<DataPlane> {
+        Arc::new(DataPlane {
+            shared: Shared::new(options),
+            source,
+            certs: Mutex::default(),
+            listeners: Mutex::default(),
+            ops: tokio::sync::Mutex::new(()),
+            shut_down: AtomicBool::new(false),
+        })
+    }
+
+    /// Bind the socket now (so a taken port is reported before the control plane commits).
+    pub fn reserve(&self, addr: SocketAddr) -> std::io::Result<Reservation> {
+        // std sets SO_REUSEADDR on Unix, so a port whose old connections sit in TIME_WAIT can be
+        // reused at once (a re-port back and forth).
+        let socket = std::net::TcpListener::bind(addr)?;
+        let addr = socket.local_addr()?;
+        Ok(Reservation { socket, addr })
+    }
+
+    /// Open, update or re-port one listener. Returns once new handshakes and requests see the new
+    /// spec. On the same address the socket is kept and only the state is swapped; open
+    /// connections keep going. On error nothing changes.
+    pub async fn sync_listener(
+        &self,
+        spec: ListenerSpec,
+        reservation: Option<Reservation>,
+    ) -> Result<(), DataPlaneError> {
+        let started = Instant::now();
+        if self.is_shut_down() {
+            return Err(DataPlaneError::ShutDown);
+        }
+        // Certificates load outside the operation lock: it may take a store read and a decryption,
+        // and it touches no listener.
+        let certs = match spec.protocol {
+            Protocol::Https => self.resolve_certs(&spec.certs).await?,
+            Protocol::Http | Protocol::Tcp => Vec::new(),
+        };
+        let _op = self.ops.lock().await;
+        if self.is_shut_down() {
+            return Err(DataPlaneError::ShutDown);
+        }
+        let previous = self
+            .lock_listeners()
+            .get(&spec.id)
+            .map(|entry| (entry.cell.clone(), entry.requested_addr));
+
+        // The new socket (if any) is bound before anything is swapped, so a taken port leaves the
+        // listener as it was.
+        let socket = match reservation {
+            Some(reservation) => Some(reservation.socket),
+            None => match &previous {
+                Some((_, requested)) if *requested == spec.addr => None,
+                _ => Some(std::net::TcpListener::bind(spec.addr).map_err(|source| {
+                    DataPlaneError::Bind {
+                        addr: spec.addr,
+                        source,
+                    }
+                })?),
+            },
+        };
+        let socket = match socket {
+            Some(socket) => Some(listener::into_tokio(socket).map_err(|source| {
+                DataPlaneError::Bind {
+                    addr: spec.addr,
+                    source,
+                }
+            })?),
+            None => None,
+        };
+
+        let previous_state = previous.as_ref().map(|(cell, _)| cell.load_full());
+        let state = ListenerState::build(&spec, certs, previous_state.as_deref());
+        if state.refuses_handshakes() {
+            tracing::warn!(listener = %spec.id, "HTTPS listener has no certificate; handshakes will be refused");
+        }
+        let cell = match &previous {
+            Some((cell, _)) => {
+                cell.store(state);
+                cell.clone()
+            }
+            None => ListenerCell::new(spec.id.clone(), state),
+        };
+        self.shared.metrics.record_swap(started.elapsed());
+        // Wakes the health checker so new backends are probed now rather than an interval later.
+        cell.changed.notify_one();
+
+        let Some(socket) = socket else {
+            tracing::info!(listener = %spec.id, "listener updated in place");
+            return Ok(());
+        };
+        let acceptor = Acceptor::start(socket, cell.clone(), self.shared.clone());
+        let bound = acceptor.addr;
+        let replaced = {
+            let mut listeners = self.lock_listeners();
+            match listeners.get_mut(&spec.id) {
+                Some(entry) => {
+                    entry.requested_addr = spec.addr;
+                    Some(std::mem::replace(&mut entry.acceptor, acceptor))
+                }
+                None => {
+                    let health_task = tokio::spawn(health::run(cell.clone(), self.shared.clone()));
+                    listeners.insert(
+                        spec.id.clone(),
+                        ListenerEntry {
+                            cell,
+                            requested_addr: spec.addr,
+                            acceptor,
+                            health_task,
+                        },
+                    );
+                    None
+                }
+            }
+        };
+        match replaced {
+            Some(old) => {
+                let old_addr = old.addr;
+                old.stop().await;
+                tracing::info!(listener = %spec.id, from = %old_addr, to = %bound, "listener re-ported");
+            }
+            None => tracing::info!(listener = %spec.id, addr = %bound, "listener opened"),
+        }
+        Ok(())
+    }
+
+    /// Close one listener: the port is closed when this returns; its open connections are asked to
+    /// finish and are cut after the drain timeout. Other listeners are untouched.
+    pub async fn remove_listener(&self, id: &str) {
+        let _op = self.ops.lock().await;
+        let Some(entry) = self.lock_listeners().remove(id) else {
+            return;
+        };
+        entry.health_task.abort();
+        entry.acceptor.stop().await;
+        entry.cell.set_phase(Phase::Draining);
+        let cell = entry.cell;
+        let drain = self.shared.options.drain_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(drain).await;
+            cell.set_phase(Phase::Closing);
+        });
+        tracing::info!(listener = %id, "listener closed");
+    }
+
+    /// Startup / full reconcile: close listeners not in the list, then open or update all. A
+    /// listener that fails is logged and skipped (others still open); the failures are returned.
+    pub async fn sync_all(&self, specs: Vec<ListenerSpec>) -> Vec<(String, DataPlaneError)> {
+        let wanted: HashSet<&str> = specs.iter().map(|spec| spec.id.as_str()).collect();
+        let stale: Vec<String> = self
+            .lock_listeners()
+            .keys()
+            .filter(|id| !wanted.contains(id.as_str()))
+            .cloned()
+            .collect();
+        // Stale listeners go first so their ports are free for the listeners that take them over.
+        for id in stale {
+            self.remove_listener(&id).await;
+        }
+        let mut failures = Vec::new();
+        for spec in specs {
+            let id = spec.id.clone();
+            if let Err(error) = self.sync_listener(spec, None).await {
+                tracing::warn!(listener = %id, %error, "listener not opened");
+                failures.push((id, error));
+            }
+        }
+        failures
+    }
+
+    /// Drop a cached certificate (deleted or replaced material). Listeners already serving it keep
+    /// it until their next sync.
+    pub fn forget_cert(&self, ssl_id: &str) {
+        let mut cache = self.lock_certs();
+        cache.entries.remove(ssl_id);
+        cache.generation += 1;
+    }
+
+    /// The bound address of a listener (the ephemeral port when 0 was asked for).
+    pub fn local_addr(&self, listener_id: &str) -> Option<SocketAddr> {
+        self.lock_listeners()
+            .get(listener_id)
+            .map(|entry| entry.acceptor.addr)
+    }
+
+    /// Health per backend id (true = healthy), in spec order; backends not checked yet count as
+    /// healthy.
+    pub fn backend_health(&self, listener_id: &str) -> Vec<(String, bool)> {
+        let Some(cell) = self
+            .lock_listeners()
+            .get(listener_id)
+            .map(|entry| entry.cell.clone())
+        else {
+            return Vec::new();
+        };
+        let state = cell.load();
+        state
+            .pool
+            .backends()
+            .iter()
+            .map(|backend| (backend.id.clone(), backend.health.counts_as_healthy()))
+            .collect()
+    }
+
+    /// Prometheus text exposition of every data-plane counter.
+    pub fn render_metrics(&self) -> String {
+        let mut cells: Vec<Arc<ListenerCell>> = self
+            .lock_listeners()
+            .values()
+            .map(|entry| entry.cell.clone())
+            .collect();
+        cells.sort_by(|a, b| a.id.cmp(&b.id));
+        metrics::render(&self.shared.metrics, &cells)
+    }
+
+    /// Stop accepting everywhere, let open connections finish within the drain timeout, then cut
+    /// the rest. Later `sync_listener` calls fail with `ShutDown`.
+    pub async fn shutdown(&self) {
+        let _op = self.ops.lock().await;
+        self.shut_down.store(true, Ordering::SeqCst);
+        let entries: Vec<ListenerEntry> = self.lock_listeners().drain().map(|(_, e)| e).collect();
+        for entry in &entries {
+            entry.health_task.abort();
+            entry.cell.set_phase(Phase::Draining);
+        }
+        let mut cells = Vec::with_capacity(entries.len());
+        for entry in entries {
+            entry.acceptor.stop().await;
+            cells.push(entry.cell);
+        }
+        let drain = self.shared.options.drain_timeout;
+        if tokio::time::timeout(drain, self.shared.connections.wait_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.shared.connections.active(),
+                "drain timeout reached; closing the remaining connections"
+            );
+            for cell in &cells {
+                cell.set_phase(Phase::Closing);
+            }
+            // Closing is immediate once each task is polled; the bound only guards a stuck task.
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                self.shared.connections.wait_idle(),
+            )
+            .await;
+        }
+        tracing::info!("data plane shut down");
+    }
+
+    fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::SeqCst)
+    }
+
+    fn lock_listeners(&self) -> MutexGuard<'_, HashMap<String, ListenerEntry>> {
+        // A panic while holding this lock cannot leave the map half-updated (every change is one
+        // insert, replace or remove), so a poisoned lock is still usable.
+        self.listeners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_certs(&self) -> MutexGuard<'_, CertCache> {
+        self.certs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Loads (or takes from the cache) every certificate of a listener, checked and ready to serve.
+    async fn resolve_certs(&self, refs: &[CertRef]) -> Result<Vec<ResolvedCert>, DataPlaneError> {
+        let mut resolved = Vec::with_capacity(refs.len());
+        for cert in refs {
+            let loaded = self.load_cert(&cert.ssl_id).await?;
+            resolved.push(ResolvedCert {
+                ssl_id: cert.ssl_id.clone(),
+                is_default: cert.is_default,
+                bound_seq: cert.bound_seq,
+                key: loaded.key,
+                names: loaded.names,
+            });
+        }
+        Ok(resolved)
+    }
+
+    async fn load_cert(&self, ssl_id: &str) -> Result<LoadedCert, DataPlaneError> {
+        let generation = {
+            let cache = self.lock_certs();
+            if let Some(hit) = cache.entries.get(ssl_id) {
+                return Ok(hit.clone());
+            }
+            cache.generation
+        };
+        let source = self.source.clone();
+        let id = ssl_id.to_owned();
+        let outcome = tokio::task::spawn_blocking(move || source.load(&id)).await;
+        let failure = |source: Box<dyn std::error::Error + Send + Sync>| {
+            self.shared.metrics.cert_load_failed();
+            tracing::warn!(ssl_id, error = %source, "certificate not loaded");
+            DataPlaneError::Certificate {
+                ssl_id: ssl_id.to_owned(),
+                source,
+            }
+        };
+        let loaded = match outcome {
+            Ok(Ok(loaded)) => resolver::check_loaded(loaded).map_err(|e| failure(e.into()))?,
+            Ok(Err(error)) => return Err(failure(error.into())),
+            Err(join) => return Err(failure(format!("certificate loader failed: {join}").into())),
+        };
+        self.shared.metrics.cert_loaded();
+        let mut cache = self.lock_certs();
+        if cache.generation == generation {
+            cache.entries.insert(ssl_id.to_owned(), loaded.clone());
+        }
+        Ok(loaded)
+    }
+}
+
+impl Drop for DataPlane {
+    /// Without an explicit `shutdown`, the tasks would outlive the data plane and keep ports open.
+    fn drop(&mut self) {
+        for entry in self.lock_listeners().values() {
+            entry.health_task.abort();
+            entry.acceptor.abort();
+            entry.cell.set_phase(Phase::Closing);
+        }
+    }
+}
