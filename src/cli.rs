@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{self, ServeConfig, StoreLocation};
 
 #[derive(Parser, Debug)]
-#[command(name = "certbind", version, about = "A self-hosted load balancer that speaks the UCloud ULB API")]
+#[command(
+    name = "certbind",
+    version,
+    about = "A self-hosted load balancer that speaks the UCloud ULB API"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -124,9 +128,16 @@ impl StoreArgs {
 impl ServeArgs {
     pub fn config(&self) -> anyhow::Result<ServeConfig> {
         let regions = if self.regions.is_empty() {
-            config::UCLOUD_REGIONS.iter().map(|r| r.to_string()).collect()
+            config::UCLOUD_REGIONS
+                .iter()
+                .map(|r| r.to_string())
+                .collect()
         } else {
-            self.regions.iter().map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect()
+            self.regions
+                .iter()
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .collect()
         };
         Ok(ServeConfig {
             listen: self.listen,
@@ -152,11 +163,19 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         } => {
             let store = crate::server::open_store(&store.data_dir, &store.location()?, None)?;
             let creds = store.create_account(&name)?;
-            println!("{}", crate::server::credentials_json(&creds, config::DEFAULT_REGION, None));
+            println!(
+                "{}",
+                crate::server::credentials_json(&creds, config::DEFAULT_REGION, None)
+            );
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Project {
-            command: ProjectCommand::Create { account, name, store },
+            command:
+                ProjectCommand::Create {
+                    account,
+                    name,
+                    store,
+                },
         } => {
             let store = crate::server::open_store(&store.data_dir, &store.location()?, None)?;
             let project = store.create_project(&account, &name)?;
@@ -164,11 +183,19 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Key {
-            command: KeyCommand::Create { account, projects, store },
+            command:
+                KeyCommand::Create {
+                    account,
+                    projects,
+                    store,
+                },
         } => {
             let store = crate::server::open_store(&store.data_dir, &store.location()?, None)?;
             let creds = store.create_sub_key(&account, &projects)?;
-            println!("{}", crate::server::credentials_json(&creds, config::DEFAULT_REGION, None));
+            println!(
+                "{}",
+                crate::server::credentials_json(&creds, config::DEFAULT_REGION, None)
+            );
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Call(args) => crate::client::call_command(args),

@@ -25,10 +25,16 @@ pub struct Endpoint {
 impl Endpoint {
     /// Reads a `credentials.json` as written by `serve` or printed by `account create`.
     pub fn from_file(path: &Path) -> anyhow::Result<Endpoint> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let value: Value = serde_json::from_str(&text)?;
-        let field = |name: &str| value.get(name).and_then(Value::as_str).unwrap_or("").to_string();
+        let field = |name: &str| {
+            value
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         Ok(Endpoint {
             base_url: field("BaseUrl"),
             public_key: field("PublicKey"),
@@ -108,12 +114,23 @@ impl ApiClient {
     /// Posts a prepared form body (already signed) and returns the parsed JSON envelope.
     pub async fn post(&self, body: String) -> anyhow::Result<Value> {
         let url = self.endpoint.base_url.trim_end_matches('/').to_string() + "/";
-        anyhow::ensure!(url.starts_with("http://"), "only http:// base URLs are supported: {url}");
+        anyhow::ensure!(
+            url.starts_with("http://"),
+            "only http:// base URLs are supported: {url}"
+        );
         let request = hyper::Request::post(url)
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(Full::new(Bytes::from(body)))?;
-        let response = self.http.request(request).await.context("sending the request")?;
-        anyhow::ensure!(response.status() == 200, "HTTP status {}", response.status());
+        let response = self
+            .http
+            .request(request)
+            .await
+            .context("sending the request")?;
+        anyhow::ensure!(
+            response.status() == 200,
+            "HTTP status {}",
+            response.status()
+        );
         let bytes = response.into_body().collect().await?.to_bytes();
         Ok(serde_json::from_slice(&bytes).context("the answer is not JSON")?)
     }
@@ -132,7 +149,9 @@ pub fn call_command(args: crate::cli::CallArgs) -> anyhow::Result<std::process::
             .ok_or_else(|| anyhow::anyhow!("parameter {pair:?} is not Key=Value"))?;
         params.push((key.to_string(), value.to_string()));
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let answer = runtime.block_on(ApiClient::new(endpoint).call(&args.action, &params))?;
     println!("{}", serde_json::to_string_pretty(&answer)?);
     let ok = answer.get("RetCode").and_then(Value::as_i64) == Some(0);

@@ -9,10 +9,39 @@ use crate::store::AddressPool;
 
 /// The UCloud region list (spec §1); the default set of accepted regions.
 pub const UCLOUD_REGIONS: &[&str] = &[
-    "cn-bj1", "cn-bj2", "cn-wlcb", "cn-wlcb2", "cn-sh2", "cn-jx", "cn-sh", "cn-gd2", "cn-gd",
-    "cn-guiyang1", "hk", "tw-tp", "sg", "jpn-tky", "kr-seoul", "th-bkk", "idn-jakarta", "vn-sng",
-    "ph-mnl", "ind-mumbai", "pk-khi", "us-den", "us-ca", "us-ws", "bra-saopaulo", "rus-mosc",
-    "ge-fra", "uk-london", "uae-dubai", "afr-nigeria", "uz-tas", "kz-ala", "mx-mex",
+    "cn-bj1",
+    "cn-bj2",
+    "cn-wlcb",
+    "cn-wlcb2",
+    "cn-sh2",
+    "cn-jx",
+    "cn-sh",
+    "cn-gd2",
+    "cn-gd",
+    "cn-guiyang1",
+    "hk",
+    "tw-tp",
+    "sg",
+    "jpn-tky",
+    "kr-seoul",
+    "th-bkk",
+    "idn-jakarta",
+    "vn-sng",
+    "ph-mnl",
+    "ind-mumbai",
+    "pk-khi",
+    "us-den",
+    "us-ca",
+    "us-ws",
+    "bra-saopaulo",
+    "rus-mosc",
+    "ge-fra",
+    "uk-london",
+    "uae-dubai",
+    "afr-nigeria",
+    "uz-tas",
+    "kz-ala",
+    "mx-mex",
 ];
 
 /// The region written to the bootstrap credentials when the operator does not pick one.
@@ -45,7 +74,10 @@ pub fn parse_address_pool(text: &str) -> anyhow::Result<AddressPool> {
         let first: Ipv4Addr = first.trim().parse()?;
         let last: Ipv4Addr = last.trim().parse()?;
         let (a, b) = (u32::from(first), u32::from(last));
-        anyhow::ensure!(b >= a, "address pool {text}: the last address is before the first");
+        anyhow::ensure!(
+            b >= a,
+            "address pool {text}: the last address is before the first"
+        );
         return Ok(AddressPool {
             first,
             count: b - a + 1,
@@ -56,7 +88,10 @@ pub fn parse_address_pool(text: &str) -> anyhow::Result<AddressPool> {
         .ok_or_else(|| anyhow::anyhow!("address pool {text}: expected A.B.C.D/N or A-B"))?;
     let base: Ipv4Addr = base.trim().parse()?;
     let bits: u32 = bits.trim().parse()?;
-    anyhow::ensure!((8..=30).contains(&bits), "address pool {text}: prefix must be /8../30");
+    anyhow::ensure!(
+        (8..=30).contains(&bits),
+        "address pool {text}: prefix must be /8../30"
+    );
     let size = 1u32 << (32 - bits);
     let network = u32::from(base) & !(size - 1);
     // Skip the network and broadcast addresses, as a real subnet would.

@@ -3,32 +3,78 @@
 //!
 //! It reads the store and drives `dataplane`; it never writes the store.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::api::error::ApiError;
 use crate::api::Ctx;
-use crate::store::Store;
+use crate::dataplane::{
+    BackendSpec, CertRef, CertSource, DataPlane, HealthCheck, HealthSpec, ListenerSpec, LoadedCert,
+    Protocol,
+};
+use crate::model::certificate::parse_bundle;
+use crate::model::{Attrs, LbKind};
+use crate::store::{ListenerView, Store};
 
-/// A listening socket bound before the store commits, so a port taken on the host is reported
-/// (RetCode 4107) instead of failing silently after the fact.
-pub struct Reservation {
-    _socket: Option<std::net::TcpListener>,
-}
+pub use crate::dataplane::Reservation;
 
 /// The control plane's handle on the local data plane.
 pub struct Plane {
-    #[allow(dead_code)]
     store: Arc<dyn Store>,
+    dataplane: Arc<DataPlane>,
+}
+
+/// Certificate material straight from the store: decrypted, parsed and checked once per
+/// certificate, off the handshake path (the data plane caches the result).
+struct StoreCerts {
+    store: Arc<dyn Store>,
+}
+
+impl CertSource for StoreCerts {
+    fn load(&self, ssl_id: &str) -> anyhow::Result<LoadedCert> {
+        let material = self.store.certificate_material(ssl_id)?;
+        let text = format!("{}\n{}", material.chain_pem, material.key_pem.as_str());
+        let bundle = parse_bundle(&text)?;
+        Ok(LoadedCert {
+            key: bundle.certified_key()?,
+            names: bundle.server_names(),
+        })
+    }
 }
 
 impl Plane {
     pub fn new(store: Arc<dyn Store>) -> Arc<Plane> {
-        Arc::new(Plane { store })
+        let source = Arc::new(StoreCerts {
+            store: store.clone(),
+        });
+        Arc::new(Plane {
+            store,
+            dataplane: DataPlane::new(source),
+        })
+    }
+
+    /// Opens every listener in the store (startup). Listeners that cannot open are logged and
+    /// skipped so one taken port does not keep the others down.
+    pub async fn start(&self) -> anyhow::Result<usize> {
+        let store = self.store.clone();
+        let views = tokio::task::spawn_blocking(move || store.dataplane_listeners(None)).await??;
+        let specs: Vec<ListenerSpec> = views.iter().filter_map(spec_of).collect();
+        let count = specs.len();
+        for (id, err) in self.dataplane.sync_all(specs).await {
+            tracing::error!(listener = %id, error = %err, "listener could not be opened");
+        }
+        Ok(count)
     }
 
     /// Binds `address:port` now; hand the reservation to `open` after the commit.
-    pub fn reserve(&self, _address: &str, _port: u16) -> Result<Reservation, ApiError> {
-        Ok(Reservation { _socket: None })
+    pub fn reserve(&self, address: &str, port: u16) -> Result<Reservation, ApiError> {
+        let ip: IpAddr = address
+            .parse()
+            .map_err(|_| ApiError::PortTaken(format!("address [{address}] is not an IP address")))?;
+        self.dataplane
+            .reserve(SocketAddr::new(ip, port))
+            .map_err(|err| ApiError::PortTaken(format!("port {port} on {address} cannot be bound: {err}")))
     }
 
     /// Opens a newly created listener on its reserved socket; returns once it serves.
@@ -36,28 +82,199 @@ impl Plane {
         &self,
         ctx: &Ctx,
         listener_id: String,
-        _reservation: Reservation,
+        reservation: Reservation,
     ) -> Result<(), ApiError> {
-        self.sync(ctx, vec![listener_id]).await
-    }
-
-    /// Applies the committed state of `listener_ids` to the data plane; returns once it is served.
-    pub async fn sync(&self, _ctx: &Ctx, _listener_ids: Vec<String>) -> Result<(), ApiError> {
+        let views = self.load(ctx, vec![listener_id]).await?;
+        if let Some(spec) = views.iter().find_map(spec_of) {
+            self.dataplane
+                .sync_listener(spec, Some(reservation))
+                .await
+                .map_err(|err| ctx.internal(anyhow::Error::new(err)))?;
+        }
         Ok(())
     }
 
+    /// Applies the committed state of `listener_ids` to the data plane; returns once it is served.
+    /// Listeners that no longer exist are closed.
+    pub async fn sync(&self, ctx: &Ctx, listener_ids: Vec<String>) -> Result<(), ApiError> {
+        if listener_ids.is_empty() {
+            return Ok(());
+        }
+        let views = self.load(ctx, listener_ids.clone()).await?;
+        for id in &listener_ids {
+            if !views.iter().any(|v| &v.listener.id == id) {
+                self.dataplane.remove_listener(id).await;
+            }
+        }
+        for view in &views {
+            match spec_of(view) {
+                Some(spec) => self
+                    .dataplane
+                    .sync_listener(spec, None)
+                    .await
+                    .map_err(|err| ctx.internal(anyhow::Error::new(err)))?,
+                None => self.dataplane.remove_listener(&view.listener.id).await,
+            }
+        }
+        Ok(())
+    }
+
+    async fn load(&self, ctx: &Ctx, ids: Vec<String>) -> Result<Vec<ListenerView>, ApiError> {
+        ctx.db(move |store| store.dataplane_listeners(Some(&ids))).await
+    }
+
     /// Closes deleted listeners.
-    pub async fn remove(&self, _listener_ids: Vec<String>) {}
+    pub async fn remove(&self, listener_ids: Vec<String>) {
+        for id in listener_ids {
+            self.dataplane.remove_listener(&id).await;
+        }
+    }
 
     /// Drops a deleted certificate from the data plane's cache.
-    pub fn forget_cert(&self, _ssl_id: &str) {}
+    pub fn forget_cert(&self, ssl_id: &str) {
+        self.dataplane.forget_cert(ssl_id);
+    }
 
     /// Health per backend id (true = healthy); backends not checked yet count as healthy.
-    pub fn backend_health(&self, _listener_id: &str) -> Vec<(String, bool)> {
-        Vec::new()
+    pub fn backend_health(&self, listener_id: &str) -> Vec<(String, bool)> {
+        self.dataplane.backend_health(listener_id)
+    }
+
+    /// Where a listener actually listens (the ephemeral port when it asked for 0).
+    pub fn local_addr(&self, listener_id: &str) -> Option<SocketAddr> {
+        self.dataplane.local_addr(listener_id)
     }
 
     pub fn render_metrics(&self) -> String {
-        String::new()
+        self.dataplane.render_metrics()
+    }
+
+    /// Stops accepting and lets open connections drain.
+    pub async fn shutdown(&self) {
+        self.dataplane.shutdown().await;
+    }
+}
+
+/// The data-plane spec of one listener, or `None` for what the data plane does not serve (UDP).
+fn spec_of(view: &ListenerView) -> Option<ListenerSpec> {
+    let listener = &view.listener;
+    let protocol = match listener.protocol.as_str() {
+        "HTTP" => Protocol::Http,
+        "HTTPS" => Protocol::Https,
+        "TCP" => Protocol::Tcp,
+        other => {
+            tracing::debug!(listener = %listener.id, protocol = other, "not served by the data plane");
+            return None;
+        }
+    };
+    let ip: IpAddr = match view.lb.address.parse() {
+        Ok(ip) => ip,
+        Err(_) => {
+            tracing::error!(lb = %view.lb.id, address = %view.lb.address, "load balancer address is not an IP");
+            return None;
+        }
+    };
+    let attrs = &listener.attrs;
+    let (http2, idle, health) = match listener.kind {
+        LbKind::Clb => (
+            flag(attrs, "EnableHTTP2"),
+            seconds(attrs, "ClientTimeout", 60),
+            clb_health(attrs),
+        ),
+        LbKind::Alb => (
+            flag(attrs, "HTTP2Enabled"),
+            seconds(attrs, "IdleTimeout", 60),
+            alb_health(attrs),
+        ),
+    };
+    let certs = view
+        .bindings
+        .iter()
+        .map(|b| CertRef {
+            ssl_id: b.ssl_id.clone(),
+            is_default: b.role.is_default(),
+            bound_seq: b.seq,
+        })
+        .collect();
+    let backends = view
+        .backends
+        .iter()
+        .filter_map(|b| {
+            let ip: IpAddr = b.ip.parse().ok()?;
+            Some(BackendSpec {
+                id: b.id.clone(),
+                addr: SocketAddr::new(ip, b.port),
+                weight: b.weight.clamp(0, u32::MAX as i64) as u32,
+                enabled: b.enabled,
+            })
+        })
+        .collect();
+    Some(ListenerSpec {
+        id: listener.id.clone(),
+        addr: SocketAddr::new(ip, listener.port),
+        protocol,
+        http2,
+        certs,
+        backends,
+        health,
+        idle_timeout: idle,
+    })
+}
+
+/// Boolean attributes arrive as `1`/`0` (CLB) or `true`/`false` (ALB).
+fn flag(attrs: &Attrs, name: &str) -> bool {
+    matches!(attrs.get(name).map(String::as_str), Some("1" | "true" | "True"))
+}
+
+fn seconds(attrs: &Attrs, name: &str, default: u64) -> Duration {
+    Duration::from_secs(
+        attrs
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default),
+    )
+}
+
+/// CLB `MonitorType`: `Port` (TCP connect) or `Path` (HTTP GET of `Path` with `Domain` as Host).
+fn clb_health(attrs: &Attrs) -> HealthSpec {
+    let check = match attrs.get("MonitorType").map(String::as_str) {
+        Some("Path") => HealthCheck::Http {
+            path: attrs.get("Path").cloned().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into()),
+            host: attrs.get("Domain").cloned().filter(|d| !d.is_empty()),
+        },
+        _ => HealthCheck::Tcp,
+    };
+    HealthSpec {
+        check,
+        ..HealthSpec::default()
+    }
+}
+
+/// ALB `HealthCheckConfig`: `Enabled`, `Type` (`Port` / `HTTP`), `Path`, `Domain`, `Interval`,
+/// `TimeOut`.
+fn alb_health(attrs: &Attrs) -> HealthSpec {
+    let get = |field: &str| attrs.get(&format!("HealthCheckConfig.{field}")).cloned();
+    let defaults = HealthSpec::default();
+    let check = if get("Enabled").as_deref() == Some("false") {
+        HealthCheck::Disabled
+    } else if get("Type").as_deref() == Some("HTTP") {
+        HealthCheck::Http {
+            path: get("Path").filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into()),
+            host: get("Domain").filter(|d| !d.is_empty()),
+        }
+    } else {
+        HealthCheck::Tcp
+    };
+    let secs = |field: &str, default: Duration| {
+        get(field)
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|v| *v > 0)
+            .map(Duration::from_secs)
+            .unwrap_or(default)
+    };
+    HealthSpec {
+        check,
+        interval: secs("Interval", defaults.interval),
+        timeout: secs("TimeOut", defaults.timeout),
     }
 }

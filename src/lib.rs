@@ -8,16 +8,12 @@
 
 pub mod api;
 pub mod auth;
-#[cfg(feature = "wip")]
 pub mod cli;
-#[cfg(feature = "wip")]
 pub mod client;
 pub mod config;
-#[cfg(feature = "wip")]
 pub mod control;
 pub mod dataplane;
 pub mod model;
 pub mod secret;
-#[cfg(feature = "wip")]
 pub mod server;
 pub mod store;

@@ -66,8 +66,8 @@ pub fn serve(config: ServeConfig) -> anyhow::Result<()> {
     create_private_dir(&config.data_dir)?;
     // One server per data dir: a second one would fight over listener sockets and the store.
     let lock_path = config.data_dir.join("serve.lock");
-    let lock = File::create(&lock_path)
-        .with_context(|| format!("creating {}", lock_path.display()))?;
+    let lock =
+        File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
     if lock.try_lock().is_err() {
         anyhow::bail!(
             "another certbind serve is already running on the data dir {}",
@@ -101,6 +101,8 @@ async fn run(config: ServeConfig, store: Arc<dyn Store>) -> anyhow::Result<()> {
     println!("certbind: credentials in {}", credentials_path.display());
 
     let plane = Plane::new(store.clone());
+    let opened = plane.start().await.context("opening the listeners")?;
+    tracing::info!(listeners = opened, "data plane ready");
     let app = App::new(
         store,
         plane.clone(),
@@ -112,10 +114,13 @@ async fn run(config: ServeConfig, store: Arc<dyn Store>) -> anyhow::Result<()> {
     );
     println!("certbind: listening on {base_url}");
     tracing::info!(%local, "API server ready");
-    axum::serve(listener, api::router(app).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving the API")?;
+    axum::serve(
+        listener,
+        api::router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving the API")?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -130,8 +135,8 @@ fn bootstrap(
 ) -> anyhow::Result<PathBuf> {
     let path = data_dir.join("credentials.json");
     if let Ok(text) = std::fs::read_to_string(&path) {
-        let mut value: Value = serde_json::from_str(&text)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let mut value: Value =
+            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
         if value.get("BaseUrl").and_then(Value::as_str) != Some(base_url) {
             value["BaseUrl"] = Value::String(base_url.to_string());
             let text = serde_json::to_string_pretty(&value)?;

@@ -60,6 +60,9 @@ pub enum ApiError {
     ProtocolNotSupported(String),
     #[error("{0}")]
     BindFailed(String),
+    /// The listener's address and port cannot be bound on the host.
+    #[error("{0}")]
+    PortTaken(String),
     #[error("internal error, request id {request_id}")]
     Internal {
         request_id: String,
@@ -107,6 +110,7 @@ impl ApiError {
             ApiError::NameTooLong(_) => code::NAME_TOO_LONG,
             ApiError::ProtocolNotSupported(_) => code::PROTOCOL_NOT_SUPPORTED,
             ApiError::BindFailed(_) => code::BIND_FAILED,
+            ApiError::PortTaken(_) => code::PORT_IN_USE,
             ApiError::Internal { .. } => code::INTERNAL,
         }
     }
@@ -176,7 +180,11 @@ mod tests {
                 "Project [org-x] not exists",
             ),
             (nf(Resource::Certificate), 4079, "ssl [x-1] not found"),
-            (nf(Resource::LoadBalancer), 4103, "load balancer [x-1] not found"),
+            (
+                nf(Resource::LoadBalancer),
+                4103,
+                "load balancer [x-1] not found",
+            ),
             (nf(Resource::Listener), 4143, "listener [x-1] not found"),
             (
                 ApiError::Store(StoreError::CertificateInUse("ssl-1".into())),

@@ -14,12 +14,12 @@ use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Map, Value};
 
-use crate::control::Plane;
-use crate::model::{Principal, Scope};
-use crate::store::{KeyRecord, Store, StoreError};
 use super::action;
 use super::error::ApiError;
 use super::params::{self, Limits, Params, ParamsError};
+use crate::control::Plane;
+use crate::model::{Principal, Scope};
+use crate::store::{KeyRecord, Store, StoreError};
 
 /// The extra top-level fields of a successful answer.
 pub type Reply = Map<String, Value>;
@@ -112,9 +112,7 @@ impl KeyCache {
 
 /// Builds the router: every path and method goes to the API, except `GET /metrics`.
 pub fn router(app: Arc<App>) -> axum::Router {
-    axum::Router::new()
-        .fallback(handle)
-        .with_state(app)
+    axum::Router::new().fallback(handle).with_state(app)
 }
 
 async fn handle(
@@ -224,7 +222,10 @@ async fn process(
         Ok(params) => params,
         Err(err) => return (query_action, Err(params_error(err))),
     };
-    let action = params.get("Action").filter(|a| !a.is_empty()).map(str::to_owned);
+    let action = params
+        .get("Action")
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned);
     let result = authorize_and_run(app, &params, action.as_deref(), request_id).await;
     (action, result)
 }
@@ -238,10 +239,12 @@ fn action_from_query(query: &str) -> Option<String> {
 fn params_error(err: ParamsError) -> ApiError {
     let name = err.param_name().unwrap_or("Body").to_string();
     match err {
-        ParamsError::TooManyParams { .. } | ParamsError::ValueTooLong { .. } => ApiError::TooLarge {
-            name,
-            why: err.to_string(),
-        },
+        ParamsError::TooManyParams { .. } | ParamsError::ValueTooLong { .. } => {
+            ApiError::TooLarge {
+                name,
+                why: err.to_string(),
+            }
+        }
         other => ApiError::InvalidParam {
             name,
             why: other.to_string(),
@@ -284,7 +287,12 @@ async fn authorize_and_run(
     let project_id = match params.get("ProjectId").filter(|p| !p.is_empty()) {
         Some(project) => project.to_string(),
         None if key.is_main => key.default_project.clone(),
-        None => return Err(ApiError::param_why("ProjectId", "required for sub-account keys")),
+        None => {
+            return Err(ApiError::param_why(
+                "ProjectId",
+                "required for sub-account keys",
+            ))
+        }
     };
     if !key.projects.iter().any(|p| *p == project_id) {
         // The project may be newer than the cached key: look once more before refusing.

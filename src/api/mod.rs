@@ -4,15 +4,11 @@
 //! `handlers` one file per resource family, `params`/`args` the parameter map and its typed reads,
 //! `error` the RetCode table.
 
+pub mod action;
 pub mod args;
 pub mod error;
-pub mod params;
-#[cfg(feature = "wip")]
-pub mod action;
-#[cfg(feature = "wip")]
 pub mod handlers;
-#[cfg(feature = "wip")]
 mod http;
+pub mod params;
 
-#[cfg(feature = "wip")]
 pub use http::{router, ApiConfig, App, Ctx, Reply, REQUEST_ID_HEADER};

@@ -170,7 +170,9 @@ impl Params {
         // Keys starting with `name.` are exactly those in ["name.", "name/"), since `/` follows `.`.
         let below = |bound: u8| {
             self.pairs.partition_point(|(k, _)| {
-                k.as_bytes().iter().lt(name.as_bytes().iter().chain(&[bound]))
+                k.as_bytes()
+                    .iter()
+                    .lt(name.as_bytes().iter().chain(&[bound]))
             })
         };
         let (start, end) = (below(b'.'), below(b'/'));
@@ -186,7 +188,10 @@ impl fmt::Debug for Params {
         // Values are left out on purpose: CreateSSL carries a certificate's private key, and a
         // `{:?}` in a log line must not leak it.
         f.debug_struct("Params")
-            .field("keys", &self.pairs.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field(
+                "keys",
+                &self.pairs.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .field("nested_form", &self.nested.is_some())
             .finish()
     }
@@ -531,16 +536,16 @@ impl<'de> Visitor<'de> for TopLevel<'_, '_> {
                     entry,
                     top_level: true,
                 }),
-                JsonNode::Null => {
-                    // Omitted from the map, but Go's `any2String` signs a nil as `Key` + "".
+                // Omitted from the map, but Go's `any2String` signs a nil as `Key` + "", and it
+                // still costs a parameter slot so a flood of nulls is bounded too.
+                JsonNode::Null => collector.count().map(|()| {
                     collector.composites.push(Leaf {
                         key,
                         value: String::new(),
                         entry,
                         top_level: true,
-                    });
-                    Ok(())
-                }
+                    })
+                }),
                 JsonNode::Container(value) => {
                     collector.has_container = true;
                     collector.composites.push(Leaf {
@@ -627,7 +632,9 @@ impl<'de> Visitor<'de> for JsonValue<'_, '_> {
     }
 
     fn visit_bool<E: de::Error>(self, value: bool) -> Result<JsonNode, E> {
-        Ok(JsonNode::Scalar(if value { "true" } else { "false" }.to_owned()))
+        Ok(JsonNode::Scalar(
+            if value { "true" } else { "false" }.to_owned(),
+        ))
     }
 
     fn visit_i64<E: de::Error>(self, value: i64) -> Result<JsonNode, E> {
@@ -763,10 +770,16 @@ mod tests {
     fn bad_percent_escapes_are_malformed_form() {
         for body in ["A=%zz", "A=%4", "A=%", "%G1=x"] {
             let error = parse_default(None, Some(FORM), body).unwrap_err();
-            assert!(matches!(error, ParamsError::MalformedForm(_)), "{body}: {error:?}");
+            assert!(
+                matches!(error, ParamsError::MalformedForm(_)),
+                "{body}: {error:?}"
+            );
         }
         let error = parse_default(Some("Name=100%"), None, "").unwrap_err();
-        assert_eq!(error.to_string(), "malformed form data: invalid percent escape in Name");
+        assert_eq!(
+            error.to_string(),
+            "malformed form data: invalid percent escape in Name"
+        );
     }
 
     #[test]
@@ -780,7 +793,10 @@ mod tests {
         ];
         for (query, content_type, body) in cases {
             let error = parse(query, content_type, body, &Limits::default()).unwrap_err();
-            assert!(matches!(error, ParamsError::InvalidUtf8), "{query:?} {body:?}: {error:?}");
+            assert!(
+                matches!(error, ParamsError::InvalidUtf8),
+                "{query:?} {body:?}: {error:?}"
+            );
         }
     }
 
@@ -795,17 +811,24 @@ mod tests {
         .unwrap();
         assert_eq!(
             pairs(&params),
-            [("Action", "UpdateSSLBinding"), ("Region", "cn-bj2"), ("Zone", "z1")]
+            [
+                ("Action", "UpdateSSLBinding"),
+                ("Region", "cn-bj2"),
+                ("Zone", "z1")
+            ]
         );
-        let params = parse_default(Some("Action=FromQuery"), Some(JSON), r#"{"Action":"X"}"#)
-            .unwrap();
+        let params =
+            parse_default(Some("Action=FromQuery"), Some(JSON), r#"{"Action":"X"}"#).unwrap();
         assert_eq!(pairs(&params), [("Action", "X")]);
     }
 
     #[test]
     fn last_duplicate_wins_within_a_source() {
         assert_eq!(pairs(&form("A=1&B=2&A=3")), [("A", "3"), ("B", "2")]);
-        assert_eq!(pairs(&json(r#"{"A":1,"B":2,"A":3}"#)), [("A", "3"), ("B", "2")]);
+        assert_eq!(
+            pairs(&json(r#"{"A":1,"B":2,"A":3}"#)),
+            [("A", "3"), ("B", "2")]
+        );
         let params = parse_default(Some("A=1&A=2"), None, "").unwrap();
         assert_eq!(pairs(&params), [("A", "2")]);
     }
@@ -815,7 +838,10 @@ mod tests {
         let form_body = "Action=X";
         let json_body = "  \n{\"Action\":\"X\"}";
         let cases = [
-            (Some("application/x-www-form-urlencoded; charset=UTF-8"), form_body),
+            (
+                Some("application/x-www-form-urlencoded; charset=UTF-8"),
+                form_body,
+            ),
             (Some("Application/JSON; charset=utf-8"), json_body),
             (None, json_body),
             (None, form_body),
@@ -825,7 +851,11 @@ mod tests {
         ];
         for (content_type, body) in cases {
             let params = parse_default(None, content_type, body).unwrap();
-            assert_eq!(pairs(&params), [("Action", "X")], "{content_type:?} {body:?}");
+            assert_eq!(
+                pairs(&params),
+                [("Action", "X")],
+                "{content_type:?} {body:?}"
+            );
         }
         // An explicit form type is honoured even for a body that looks like JSON.
         let params = parse_default(None, Some(FORM), r#"{"A":1}"#).unwrap();
@@ -847,12 +877,27 @@ mod tests {
 
     #[test]
     fn json_top_level_must_be_one_object() {
-        for body in ["[1]", "\"A\"", "5", "null", "{\"A\":1} x", "{\"A\":1", "{A:1}", "{} {}"] {
+        for body in [
+            "[1]",
+            "\"A\"",
+            "5",
+            "null",
+            "{\"A\":1} x",
+            "{\"A\":1",
+            "{A:1}",
+            "{} {}",
+        ] {
             let error = parse_default(None, Some(JSON), body).unwrap_err();
-            assert!(matches!(error, ParamsError::MalformedJson(_)), "{body}: {error:?}");
+            assert!(
+                matches!(error, ParamsError::MalformedJson(_)),
+                "{body}: {error:?}"
+            );
         }
         let error = parse_default(None, Some(JSON), "[1]").unwrap_err();
-        assert!(error.to_string().contains("expected a JSON object"), "{error}");
+        assert!(
+            error.to_string().contains("expected a JSON object"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -982,7 +1027,10 @@ mod tests {
         // Far beyond serde_json's own recursion limit: our depth check stops first.
         let body = format!("{{\"A\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
         let error = parse_default(None, Some(JSON), &body).unwrap_err();
-        assert!(matches!(error, ParamsError::UnsupportedJsonValue { .. }), "{error:?}");
+        assert!(
+            matches!(error, ParamsError::UnsupportedJsonValue { .. }),
+            "{error:?}"
+        );
     }
 
     #[test]
@@ -997,7 +1045,10 @@ mod tests {
             (Some(form_body.as_str()), None, ""),
         ] {
             let error = parse(query, content_type, body.as_bytes(), &limits).unwrap_err();
-            assert!(matches!(error, ParamsError::TooManyParams { limit: 1024 }), "{error:?}");
+            assert!(
+                matches!(error, ParamsError::TooManyParams { limit: 1024 }),
+                "{error:?}"
+            );
         }
         let json_body = format!(
             "{{{}}}",
@@ -1035,10 +1086,40 @@ mod tests {
             ..Limits::default()
         };
         let error = parse(None, Some(FORM), b"A=1&B=2&C=3&D=%zz\xff", &limits).unwrap_err();
-        assert!(matches!(error, ParamsError::TooManyParams { .. }), "{error:?}");
-        let error =
-            parse(None, Some(JSON), br#"{"A":1,"B":2,"C":3,"D":[[[[[[[[[[ !"#, &limits).unwrap_err();
-        assert!(matches!(error, ParamsError::TooManyParams { .. }), "{error:?}");
+        assert!(
+            matches!(error, ParamsError::TooManyParams { .. }),
+            "{error:?}"
+        );
+        let error = parse(
+            None,
+            Some(JSON),
+            br#"{"A":1,"B":2,"C":3,"D":[[[[[[[[[[ !"#,
+            &limits,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, ParamsError::TooManyParams { .. }),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn nulls_and_empty_containers_count_towards_the_limit() {
+        let limits = Limits {
+            max_params: 2,
+            ..Limits::default()
+        };
+        for body in [
+            r#"{"A":null,"B":null,"C":null}"#,
+            r#"{"A":[null,null,null]}"#,
+            r#"{"A":[],"B":{},"C":[]}"#,
+        ] {
+            let error = parse(None, Some(JSON), body.as_bytes(), &limits).unwrap_err();
+            assert!(
+                matches!(error, ParamsError::TooManyParams { limit: 2 }),
+                "{body}: {error:?}"
+            );
+        }
     }
 
     #[test]
@@ -1058,7 +1139,10 @@ mod tests {
         ];
         for (content_type, body) in key_too_long {
             let error = parse(None, Some(content_type), body, &limits).unwrap_err();
-            assert!(matches!(error, ParamsError::KeyTooLong), "{body:?}: {error:?}");
+            assert!(
+                matches!(error, ParamsError::KeyTooLong),
+                "{body:?}: {error:?}"
+            );
         }
         let value_too_long: [(&str, &[u8]); 2] = [(FORM, b"A=12345"), (JSON, br#"{"A":12345}"#)];
         for (content_type, body) in value_too_long {
@@ -1077,7 +1161,9 @@ mod tests {
         assert_eq!(ParamsError::InvalidUtf8.param_name(), None);
         assert_eq!(ParamsError::KeyTooLong.param_name(), None);
         assert_eq!(ParamsError::TooManyParams { limit: 1 }.param_name(), None);
-        let error = ParamsError::UnsupportedJsonValue { key: "SSLIds".into() };
+        let error = ParamsError::UnsupportedJsonValue {
+            key: "SSLIds".into(),
+        };
         assert_eq!(error.param_name(), Some("SSLIds"));
     }
 

@@ -157,19 +157,31 @@ mod tests {
         let pool = Pool::build(&[spec("a", 1, 3, true), spec("b", 2, 1, true)], None);
         assert_eq!(picks(&pool, 8), ["a", "a", "b", "a", "a", "a", "b", "a"]);
         let pool = Pool::build(
-            &[spec("a", 1, 5, true), spec("b", 2, 2, true), spec("c", 3, 3, true)],
+            &[
+                spec("a", 1, 5, true),
+                spec("b", 2, 2, true),
+                spec("c", 3, 3, true),
+            ],
             None,
         );
         let cycle = picks(&pool, 10);
         for (id, weight) in [("a", 5), ("b", 2), ("c", 3)] {
-            assert_eq!(cycle.iter().filter(|p| *p == id).count(), weight, "{cycle:?}");
+            assert_eq!(
+                cycle.iter().filter(|p| *p == id).count(),
+                weight,
+                "{cycle:?}"
+            );
         }
     }
 
     #[test]
     fn disabled_and_unhealthy_are_skipped_unless_nothing_else_is_left() {
         let pool = Pool::build(
-            &[spec("a", 1, 1, false), spec("b", 2, 1, true), spec("c", 3, 1, true)],
+            &[
+                spec("a", 1, 1, false),
+                spec("b", 2, 1, true),
+                spec("c", 3, 1, true),
+            ],
             None,
         );
         pool.backends[1].health.record(false);
@@ -182,7 +194,9 @@ mod tests {
     #[test]
     fn no_enabled_backend_means_no_pick() {
         assert!(Pool::build(&[], None).pick().is_none());
-        assert!(Pool::build(&[spec("a", 1, 1, false)], None).pick().is_none());
+        assert!(Pool::build(&[spec("a", 1, 1, false)], None)
+            .pick()
+            .is_none());
     }
 
     #[test]
@@ -198,7 +212,10 @@ mod tests {
         let first = Pool::build(&[spec("a", 1, 1, true), spec("b", 2, 1, true)], None);
         first.backends[0].health.record(false);
         first.backends[1].health.record(false);
-        let second = Pool::build(&[spec("a", 1, 2, true), spec("b", 9, 1, true)], Some(&first));
+        let second = Pool::build(
+            &[spec("a", 1, 2, true), spec("b", 9, 1, true)],
+            Some(&first),
+        );
         assert!(!second.backends[0].health.counts_as_healthy());
         assert!(second.backends[1].health.counts_as_healthy());
     }

@@ -98,7 +98,13 @@ impl ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.cell.metrics.connection_closed();
-        if self.shared.connections.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if self
+            .shared
+            .connections
+            .active
+            .fetch_sub(1, Ordering::SeqCst)
+            == 1
+        {
             self.shared.connections.idle.notify_waiters();
         }
     }
@@ -160,10 +166,6 @@ impl ListenerCell {
             advance
         });
     }
-
-    fn watch_phase(&self) -> watch::Receiver<Phase> {
-        self.phase.subscribe()
-    }
 }
 
 /// The TLS side of an HTTPS snapshot.
@@ -197,9 +199,9 @@ impl ListenerState {
         let tls = match spec.protocol {
             Protocol::Https => {
                 let table = CertTable::build(certs);
-                let reusable = previous.and_then(|p| p.tls.as_ref()).filter(|old| {
-                    old.http2 == spec.http2 && old.table.same_bindings(&table)
-                });
+                let reusable = previous
+                    .and_then(|p| p.tls.as_ref())
+                    .filter(|old| old.http2 == spec.http2 && old.table.same_bindings(&table));
                 Some(match reusable {
                     Some(old) => TlsState {
                         table: old.table.clone(),
@@ -314,15 +316,12 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, guard: Connection
     // The protocol is fixed per connection when it is accepted; a later protocol change applies
     // to later connections.
     let protocol = cell.load().protocol;
-    let life = ConnectionLife {
-        phase: cell.watch_phase(),
-        activity,
-    };
+    let life = ConnectionLife::new(&cell, activity);
     match protocol {
         Protocol::Tcp => proxy::relay(stream, cell, shared, life).await,
         Protocol::Http => serve_http(stream, peer, Scheme::Http, false, cell, shared, life).await,
         Protocol::Https => {
-            let handshake = tls_handshake(stream, &cell, &shared);
+            let handshake = tls_handshake(stream, &cell);
             let tls = match tokio::time::timeout(shared.options.handshake_timeout, handshake).await
             {
                 Ok(Some(tls)) => tls,
@@ -345,9 +344,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, guard: Connection
 async fn tls_handshake(
     stream: IdleIo<TcpStream>,
     cell: &ListenerCell,
-    shared: &Shared,
 ) -> Option<tokio_rustls::server::TlsStream<IdleIo<TcpStream>>> {
-    let _ = shared;
     let start = match LazyConfigAcceptor::new(RustlsAcceptor::default(), stream).await {
         Ok(start) => start,
         Err(error) => {
@@ -400,32 +397,47 @@ fn classify(error: &io::Error, tls_default: HandshakeFailure) -> HandshakeFailur
     }
 }
 
-/// What ends a client connection besides the client: idleness and the listener's phase.
+/// What ends a client connection besides the client: idleness and the listener's phase. Two
+/// receivers, so a connection can wait for "wind down" and "close now" in one `select!`.
 pub(crate) struct ConnectionLife {
-    pub phase: watch::Receiver<Phase>,
+    pub drain: watch::Receiver<Phase>,
+    pub close: watch::Receiver<Phase>,
     pub activity: Arc<Activity>,
 }
 
 impl ConnectionLife {
-    /// Resolves when the connection should stop taking new work: idle for `timeout` (zero means
-    /// never) or the listener draining.
-    pub async fn wind_down(&mut self, timeout: Duration) {
-        let phase = &mut self.phase;
-        let draining = async {
-            // An error means the cell is gone, which cannot happen while this connection holds
-            // it; treat it as a drain all the same.
-            let _ = phase.wait_for(|p| *p >= Phase::Draining).await;
-        };
-        tokio::select! {
-            _ = draining => {}
-            _ = self.activity.idle_for(timeout) => {}
+    fn new(cell: &ListenerCell, activity: Arc<Activity>) -> ConnectionLife {
+        let drain = cell.phase.subscribe();
+        let close = drain.clone();
+        ConnectionLife {
+            drain,
+            close,
+            activity,
         }
     }
+}
 
-    /// Resolves when the drain timeout is over and the connection must close now.
-    pub async fn closing(&mut self) {
-        let _ = self.phase.wait_for(|p| *p == Phase::Closing).await;
+/// Resolves when a connection should stop taking new work: idle for `timeout` (zero means never)
+/// or its listener draining.
+pub(crate) async fn wind_down(
+    phase: &mut watch::Receiver<Phase>,
+    activity: &Activity,
+    timeout: Duration,
+) {
+    let draining = async {
+        // An error means the cell is gone, which cannot happen while a connection holds it; treat
+        // it as a drain all the same.
+        let _ = phase.wait_for(|p| *p >= Phase::Draining).await;
+    };
+    tokio::select! {
+        _ = draining => {}
+        _ = activity.idle_for(timeout) => {}
     }
+}
+
+/// Resolves when the drain timeout is over and a connection must close now.
+pub(crate) async fn closing(phase: &mut watch::Receiver<Phase>) {
+    let _ = phase.wait_for(|p| *p == Phase::Closing).await;
 }
 
 async fn serve_http<I>(
@@ -468,13 +480,13 @@ async fn serve_http<I>(
                 }
                 return;
             }
-            _ = life.wind_down(idle_timeout), if !winding_down => {
+            _ = wind_down(&mut life.drain, &life.activity, idle_timeout), if !winding_down => {
                 // Graceful: HTTP/1 finishes the request in flight, HTTP/2 sends GOAWAY and lets
                 // open streams complete; an idle connection closes at once.
                 connection.as_mut().graceful_shutdown();
                 winding_down = true;
             }
-            _ = life.closing() => return,
+            _ = closing(&mut life.close) => return,
         }
     }
 }

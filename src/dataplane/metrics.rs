@@ -161,6 +161,11 @@ impl ListenerMetrics {
     }
 
     #[cfg(test)]
+    pub fn connections_total(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    #[cfg(test)]
     pub fn requests_with(&self, status: u16) -> u64 {
         self.requests[usize::from(status - STATUS_MIN)].load(Ordering::Relaxed)
     }
@@ -181,7 +186,12 @@ pub(crate) fn render(metrics: &Metrics, cells: &[Arc<ListenerCell>]) -> String {
     let mut out = String::with_capacity(4096);
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
 
-    family(&mut out, "certbind_listeners", "gauge", "Listeners open in the data plane.");
+    family(
+        &mut out,
+        "certbind_listeners",
+        "gauge",
+        "Listeners open in the data plane.",
+    );
     let _ = writeln!(out, "certbind_listeners {}", cells.len());
 
     family(
@@ -330,7 +340,11 @@ pub(crate) fn render(metrics: &Metrics, cells: &[Arc<ListenerCell>]) -> String {
         "counter",
         "Listener snapshots published (opens, updates, re-ports).",
     );
-    let _ = writeln!(out, "certbind_snapshot_swaps_total {}", load(&metrics.swaps));
+    let _ = writeln!(
+        out,
+        "certbind_snapshot_swaps_total {}",
+        load(&metrics.swaps)
+    );
 
     family(
         &mut out,

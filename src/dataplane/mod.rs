@@ -240,6 +240,7 @@ impl DataPlane {
     }
 
     /// Bind the socket now (so a taken port is reported before the control plane commits).
+    /// Meant for a new listener or a re-port: the port of a listener already open is in use.
     pub fn reserve(&self, addr: SocketAddr) -> std::io::Result<Reservation> {
         // std sets SO_REUSEADDR on Unix, so a port whose old connections sit in TIME_WAIT can be
         // reused at once (a re-port back and forth).
@@ -260,16 +261,18 @@ impl DataPlane {
         if self.is_shut_down() {
             return Err(DataPlaneError::ShutDown);
         }
-        // Certificates load outside the operation lock: it may take a store read and a decryption,
-        // and it touches no listener.
-        let certs = match spec.protocol {
-            Protocol::Https => self.resolve_certs(&spec.certs).await?,
-            Protocol::Http | Protocol::Tcp => Vec::new(),
-        };
+        // Everything below runs under the operation lock, certificate loading included: the lock
+        // is fair, so syncs take effect in the order they were called, and a slow load of one
+        // listener's certificate cannot let an older spec land after a newer one. Loads are cached,
+        // so this costs little after the first.
         let _op = self.ops.lock().await;
         if self.is_shut_down() {
             return Err(DataPlaneError::ShutDown);
         }
+        let certs = match spec.protocol {
+            Protocol::Https => self.resolve_certs(&spec.certs).await?,
+            Protocol::Http | Protocol::Tcp => Vec::new(),
+        };
         let previous = self
             .lock_listeners()
             .get(&spec.id)
@@ -290,12 +293,14 @@ impl DataPlane {
             },
         };
         let socket = match socket {
-            Some(socket) => Some(listener::into_tokio(socket).map_err(|source| {
-                DataPlaneError::Bind {
-                    addr: spec.addr,
-                    source,
-                }
-            })?),
+            Some(socket) => {
+                Some(
+                    listener::into_tokio(socket).map_err(|source| DataPlaneError::Bind {
+                        addr: spec.addr,
+                        source,
+                    })?,
+                )
+            }
             None => None,
         };
 
@@ -329,7 +334,7 @@ impl DataPlane {
                     Some(std::mem::replace(&mut entry.acceptor, acceptor))
                 }
                 None => {
-                    let health_task = tokio::spawn(health::run(cell.clone(), self.shared.clone()));
+                    let health_task = tokio::spawn(health::run(cell.clone()));
                     listeners.insert(
                         spec.id.clone(),
                         ListenerEntry {
@@ -449,14 +454,15 @@ impl DataPlane {
         let _op = self.ops.lock().await;
         self.shut_down.store(true, Ordering::SeqCst);
         let entries: Vec<ListenerEntry> = self.lock_listeners().drain().map(|(_, e)| e).collect();
-        for entry in &entries {
-            entry.health_task.abort();
-            entry.cell.set_phase(Phase::Draining);
-        }
+        // Sockets close first, so no connection is accepted only to be told to drain at once.
         let mut cells = Vec::with_capacity(entries.len());
         for entry in entries {
+            entry.health_task.abort();
             entry.acceptor.stop().await;
             cells.push(entry.cell);
+        }
+        for cell in &cells {
+            cell.set_phase(Phase::Draining);
         }
         let drain = self.shared.options.drain_timeout;
         if tokio::time::timeout(drain, self.shared.connections.wait_idle())
@@ -471,11 +477,9 @@ impl DataPlane {
                 cell.set_phase(Phase::Closing);
             }
             // Closing is immediate once each task is polled; the bound only guards a stuck task.
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                self.shared.connections.wait_idle(),
-            )
-            .await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), self.shared.connections.wait_idle())
+                    .await;
         }
         tracing::info!("data plane shut down");
     }

@@ -238,18 +238,18 @@ pub fn parse_bundle(text: &str) -> Result<CertBundle, CertError> {
     }
 
     let Some((key_index, leaf_index)) = matched else {
-        // An encrypted key is the likeliest partner of the certificate, so say that rather than "mismatch".
+        // A key we could not use is the likeliest partner of the certificate, so name it rather than "mismatch".
         return Err(if saw_encrypted_key {
             CertError::Unsupported("encrypted private keys are not supported".into())
-        } else if !keys.is_empty() && !unloadable_key {
-            CertError::KeyMismatch
         } else if unloadable_key {
             CertError::Unsupported(
                 "private key type not supported (RSA 2048-8192, ECDSA P-256/P-384/P-521 and Ed25519 are)"
                     .into(),
             )
-        } else {
+        } else if keys.is_empty() {
             CertError::NoPrivateKey
+        } else {
+            CertError::KeyMismatch
         });
     };
 
@@ -701,6 +701,15 @@ mod tests {
                 Err(CertError::Unsupported(message)) => assert!(message.contains("encrypted")),
                 other => panic!("expected Unsupported, got {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn rsa_keys_below_2048_bits_are_unsupported() {
+        let text = format!("{}{}", fixture!("rsa1024.crt"), fixture!("rsa1024.key"));
+        match parse_bundle(&text) {
+            Err(CertError::Unsupported(message)) => assert!(message.contains("not supported")),
+            other => panic!("expected Unsupported, got {other:?}"),
         }
     }
 

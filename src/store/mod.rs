@@ -7,6 +7,9 @@
 
 pub mod sqlite;
 
+#[cfg(test)]
+mod conformance;
+
 use crate::model::{
     Attrs, Backend, Binding, Certificate, Credentials, LbKind, Listener, LoadBalancer, Scope,
 };
@@ -229,7 +232,11 @@ pub trait Store: Send + Sync {
     // ---- load balancers ----
 
     /// Allocates the load balancer's address from the pool.
-    fn create_load_balancer(&self, scope: &Scope, new: NewLoadBalancer) -> StoreResult<LoadBalancer>;
+    fn create_load_balancer(
+        &self,
+        scope: &Scope,
+        new: NewLoadBalancer,
+    ) -> StoreResult<LoadBalancer>;
     /// `ids` empty: all of `kind` in the scope, in creation order.
     fn list_load_balancers(
         &self,
@@ -246,8 +253,12 @@ pub trait Store: Send + Sync {
         patch: LoadBalancerPatch,
     ) -> StoreResult<()>;
     /// Deletes its listeners, backends and bindings too; returns the deleted listener ids.
-    fn delete_load_balancer(&self, scope: &Scope, kind: LbKind, lb_id: &str)
-        -> StoreResult<Vec<String>>;
+    fn delete_load_balancer(
+        &self,
+        scope: &Scope,
+        kind: LbKind,
+        lb_id: &str,
+    ) -> StoreResult<Vec<String>>;
 
     // ---- listeners ----
 
@@ -314,8 +325,13 @@ pub trait Store: Send + Sync {
     // ---- bindings ----
 
     /// CLB `BindSSL`: HTTPS VServers only, one certificate each.
-    fn bind_clb(&self, scope: &Scope, lb_id: &str, listener_id: &str, ssl_id: &str)
-        -> StoreResult<()>;
+    fn bind_clb(
+        &self,
+        scope: &Scope,
+        lb_id: &str,
+        listener_id: &str,
+        ssl_id: &str,
+    ) -> StoreResult<()>;
     fn unbind_clb(
         &self,
         scope: &Scope,

@@ -27,25 +27,28 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(f"sdk suite: {_recorder.flows} flows, {_recorder.calls} calls")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # Before any fixture of the test runs, module-scoped ones included.
+    _recorder.current_test = item.nodeid
+    item._calls_before = _recorder.calls
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    setattr(item, f"rep_{report.when}", report)
+    if report.when == "call" and report.failed:
+        # The server's side of the story, next to the test's own output.
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, CertbindServer):
+                report.sections.append((f"certbind stderr (tail, {value.data_dir})", value.stderr_text(tail_lines=60)))
+    # A flow is a test that sent at least one request (its fixtures' requests included).
+    if report.when == "teardown" and _recorder.calls > getattr(item, "_calls_before", _recorder.calls):
+        _recorder.flows += 1
     return report
 
 
-@pytest.fixture(autouse=True)
-def _count_flow(request):
-    """A flow is a test that sent at least one request."""
-    recorder = _recorder
-    recorder.current_test = request.node.nodeid
-    before = recorder.calls
-    yield
-    if recorder.calls > before:
-        recorder.flows += 1
-
-
-@pytest.fixture
+@pytest.fixture(scope="session")
 def recorder() -> Recorder:
     return _recorder
 
@@ -64,16 +67,8 @@ def _start(binary, tmp_dir):
     return CertbindServer(binary, tmp_dir / "data").start()
 
 
-def _stop(server, request):
-    """Stops the server; for a failed test, attaches the tail of the server's stderr."""
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        request.node.add_report_section("call", "certbind stderr (tail)", server.stderr_text(tail_lines=60))
-    server.stop()
-
-
 @pytest.fixture(scope="module")
-def server(certbind_bin, tmp_path_factory, request):
+def server(certbind_bin, tmp_path_factory):
     srv = _start(certbind_bin, tmp_path_factory.mktemp("certbind"))
     yield srv
     srv.stop()
@@ -85,10 +80,10 @@ def api(server) -> Api:
 
 
 @pytest.fixture
-def fresh_server(certbind_bin, tmp_path, request):
+def fresh_server(certbind_bin, tmp_path):
     srv = _start(certbind_bin, tmp_path)
     yield srv
-    _stop(srv, request)
+    srv.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ replacing the default certificate or adding an SNI certificate and pruning old o
 import time
 
 from certs import strip_whitespace
-from harness import describe_all_ssl, one_listener, one_ssl, one_vserver
+from harness import describe_all_ssl, one_listener, one_ssl, one_vserver, ssl_absent
 
 
 # ---- certimate's algorithms, as its providers implement them --------------------------
@@ -23,9 +23,21 @@ def certimate_upload(api, bundle) -> tuple[str, bool]:
     return ssl_id, True
 
 
-def certimate_deploy_clb(api, ulb_id, ssl_id) -> list[str]:
-    """Whole-LB target. Returns the mutating actions it issued."""
+def _no_check(action, params):
+    pass
+
+
+def certimate_deploy_clb(api, ulb_id, ssl_id, on_mutation=_no_check) -> list[str]:
+    """Whole-LB target. Returns the mutating actions it issued; `on_mutation(action,
+    params)` runs after each of them."""
     mutations = []
+
+    def mutate(action, **params):
+        api.call(action, **params)
+        api.raw_ok(action)
+        mutations.append(action)
+        on_mutation(action, params)
+
     vservers, offset = [], 0
     while True:
         page = api.call("DescribeVServer", ULBId=ulb_id, Offset=offset, Limit=100)["DataSet"]
@@ -39,15 +51,20 @@ def certimate_deploy_clb(api, ulb_id, ssl_id) -> list[str]:
         if ssl_id in bound:
             continue
         for old in bound:
-            api.call("UnbindSSL", ULBId=ulb_id, VServerId=vs["VServerId"], SSLId=old)
-            mutations.append("UnbindSSL")
-        api.call("BindSSL", ULBId=ulb_id, VServerId=vs["VServerId"], SSLId=ssl_id)
-        mutations.append("BindSSL")
+            mutate("UnbindSSL", ULBId=ulb_id, VServerId=vs["VServerId"], SSLId=old)
+        mutate("BindSSL", ULBId=ulb_id, VServerId=vs["VServerId"], SSLId=ssl_id)
     return mutations
 
 
-def certimate_deploy_alb(api, alb_id, ssl_id, domain=None) -> list[str]:
+def certimate_deploy_alb(api, alb_id, ssl_id, domain=None, on_mutation=_no_check) -> list[str]:
     mutations = []
+
+    def mutate(action, **params):
+        api.call(action, **params)
+        api.raw_ok(action)
+        mutations.append(action)
+        on_mutation(action, params)
+
     listeners, offset = [], 0
     while True:
         page = api.call("DescribeListeners", LoadBalancerId=alb_id, Offset=offset, Limit=100)["Listeners"]
@@ -62,14 +79,12 @@ def certimate_deploy_alb(api, alb_id, ssl_id, domain=None) -> list[str]:
         if domain is None:
             if any(c["SSLId"] == ssl_id and c["IsDefault"] for c in certificates):
                 continue
-            api.call("UpdateListenerAttribute", LoadBalancerId=alb_id, ListenerId=listener["ListenerId"],
-                     Certificates=[ssl_id])
-            mutations.append("UpdateListenerAttribute")
+            mutate("UpdateListenerAttribute", LoadBalancerId=alb_id, ListenerId=listener["ListenerId"],
+                   Certificates=[ssl_id])
             continue
         if any(c["SSLId"] == ssl_id and not c["IsDefault"] for c in certificates):
             continue
-        api.call("AddSSLBinding", LoadBalancerId=alb_id, ListenerId=listener["ListenerId"], SSLIds=[ssl_id])
-        mutations.append("AddSSLBinding")
+        mutate("AddSSLBinding", LoadBalancerId=alb_id, ListenerId=listener["ListenerId"], SSLIds=[ssl_id])
         now = int(time.time())
         stale = []
         for c in certificates:
@@ -79,8 +94,7 @@ def certimate_deploy_alb(api, alb_id, ssl_id, domain=None) -> list[str]:
             if info["Domains"] == domain or info["NotAfter"] < now:
                 stale.append(c["SSLId"])
         if stale:
-            api.call("DeleteSSLBinding", LoadBalancerId=alb_id, ListenerId=listener["ListenerId"], SSLIds=stale)
-            mutations.append("DeleteSSLBinding")
+            mutate("DeleteSSLBinding", LoadBalancerId=alb_id, ListenerId=listener["ListenerId"], SSLIds=stale)
     return mutations
 
 
@@ -128,11 +142,9 @@ def test_certimate_clb_deploy_replaces_by_unbind_and_bind(world, certs):
     assert "ssl-" in e.message
     world.verify()
 
-    mutations = certimate_deploy_clb(api, ulb, new)
+    mutations = certimate_deploy_clb(api, ulb, new, on_mutation=world.apply)
     assert sorted(mutations) == ["BindSSL"] * 3 + ["UnbindSSL"] * 2, mutations
-    for vs in (with_old, with_other, empty):
-        world.clb_vservers[(ulb, vs)] = new
-    world.verify()
+    assert all(world.clb_vservers[(ulb, vs)] == new for vs in (with_old, with_other, empty))
     assert one_vserver(api, ulb, plain)["SSLSet"] == []
 
     # A second run finds the certificate everywhere and changes nothing.
@@ -140,11 +152,11 @@ def test_certimate_clb_deploy_replaces_by_unbind_and_bind(world, certs):
     world.verify()
 
     # The old certificates are free now and can be deleted.
-    api.call("DeleteSSL", SSLId=old)
-    api.call("DeleteSSL", SSLId=other)
-    world.ssl_ids.remove(old)
-    world.ssl_ids.remove(other)
-    world.verify()
+    for ssl_id in (old, other):
+        api.call("DeleteSSL", SSLId=ssl_id)
+        ssl_absent(api, ssl_id)
+        world.ssl_ids.remove(ssl_id)
+        world.verify()
 
 
 def test_certimate_alb_deploy_replaces_default_certificate(world, certs):
@@ -158,14 +170,13 @@ def test_certimate_alb_deploy_replaces_default_certificate(world, certs):
     new, _ = certimate_upload(api, certs.chained("app.example.test"))
     world.ssl_ids.append(new)
 
-    assert certimate_deploy_alb(api, alb, new) == ["UpdateListenerAttribute"] * 2
-    world.alb_listeners[(alb, https)]["default"] = new
-    world.alb_listeners[(alb, https2)]["default"] = new
-    world.verify()
+    assert certimate_deploy_alb(api, alb, new, on_mutation=world.apply) == ["UpdateListenerAttribute"] * 2
+    assert world.alb_listeners[(alb, https)]["default"] == world.alb_listeners[(alb, https2)]["default"] == new
     assert one_listener(api, alb, plain)["Certificates"] == []
 
     assert certimate_deploy_alb(api, alb, new) == []
     api.call("DeleteSSL", SSLId=old)
+    ssl_absent(api, old)
     world.ssl_ids.remove(old)
     world.verify()
 
@@ -184,10 +195,9 @@ def test_certimate_alb_sni_deploy_adds_new_and_prunes_stale(world, certs):
     world.ssl_ids.append(new)
     assert one_ssl(api, expired, "DescribeSSLV2")["NotAfter"] < time.time()
 
-    mutations = certimate_deploy_alb(api, alb, new, domain="api.example.test")
+    mutations = certimate_deploy_alb(api, alb, new, domain="api.example.test", on_mutation=world.apply)
     assert mutations == ["AddSSLBinding", "DeleteSSLBinding"], mutations
-    world.alb_listeners[(alb, https)]["sni"] = {new, unrelated}
-    world.verify()
+    assert world.alb_listeners[(alb, https)]["sni"] == {new, unrelated}
     certificates = one_listener(api, alb, https)["Certificates"]
     assert [c["SSLId"] for c in certificates if c["IsDefault"]] == [default], (
         "SNI deploys never touch the default certificate")

@@ -18,10 +18,12 @@ def test_cli_ssl_add_list_describe_bind_unbind_delete(fresh_api, certs):
     # `ucloud ulb ssl add --name a --all-in-one-file bundle.pem` → SSLContent
     bundle_a = certs.chained("cli-a.example.test", key_format="pkcs8")
     ssl_a = api.call("CreateSSL", SSLName="cli-all-in-one", SSLType="Pem", SSLContent=bundle_a.all_in_one)["SSLId"]
+    assert one_ssl(api, ssl_a)["SSLName"] == "cli-all-in-one"
     # `ucloud ulb ssl add --name b --site-certificate-file --private-key-file --ca-certificate-file`
     bundle_b = certs.chained("cli-b.example.test", key_type="rsa")
     ssl_b = api.call("CreateSSL", SSLName="cli-separate", SSLType="Pem", UserCert=bundle_b.cert_pem,
                      PrivateKey=bundle_b.key_pem, CaCert=bundle_b.chain_pem)["SSLId"]
+    assert one_ssl(api, ssl_b)["SSLName"] == "cli-separate"
     assert ssl_a != ssl_b
 
     # `ucloud ulb ssl list --limit 100 --offset 0`: SSLName, SSLId, HashValue ("MD5"), CreateTime, BindedTargetSet
@@ -100,6 +102,7 @@ def test_cli_ssl_delete_several_ids(fresh_api, certs):
     assert [s["SSLId"] for s in describe_all_ssl(api)] == ids
     for i, ssl_id in enumerate(ids):
         api.call("DeleteSSL", SSLId=ssl_id)
+        ssl_absent(api, ssl_id)
         assert [s["SSLId"] for s in describe_all_ssl(api)] == ids[i + 1:]
 
 

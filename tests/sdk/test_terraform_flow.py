@@ -33,7 +33,7 @@ def test_terraform_lb_ssl_attachment_lifecycle(fresh_api, certs):
                                 "Method", "PersistenceType")} == {
         "VServerName": "tf-lb-listener-acc", "Protocol": "HTTPS", "ListenType": "RequestProxy",
         "FrontendPort": 443, "ClientTimeout": 60, "Method": "Roundrobin", "PersistenceType": "None"}, vs
-    assert vs["Status"] in (0, 1, 2) and vs["SSLSet"] == [], vs
+    assert vs.get("Status", 0) in (0, 1, 2) and vs["SSLSet"] == [], vs
     assert [v["VServerId"] for v in one_ulb(api, ulb_id)["VServerSet"]] == [vs_id]
 
     # ucloud_lb_ssl create: CreateSSL{SSLType, PrivateKey, UserCert, CaCert, SSLName}, DescribeSSL{SSLId}.
@@ -124,7 +124,10 @@ def test_terraform_ssls_data_source_pages_describe_ssl(fresh_api, certs):
     the total, not the page size; creation order is stable."""
     api = fresh_api
     bundle = certs.self_signed("pages.example.test")
-    created = [api.call("CreateSSL", **bundle.create_ssl_params(f"tf-lb-ssl-{i}"))["SSLId"] for i in range(5)]
+    created = []
+    for i in range(5):
+        created.append(api.call("CreateSSL", **bundle.create_ssl_params(f"tf-lb-ssl-{i}"))["SSLId"])
+        assert one_ssl(api, created[-1])["SSLName"] == f"tf-lb-ssl-{i}"
     assert len(set(created)) == 5, "duplicate content is allowed and gets distinct ids"
 
     seen = []
@@ -143,6 +146,7 @@ def test_terraform_lb_read_stubs_unet_describe_firewall(fresh_api):
     spec (§6.1, §7.12) requires a stub answering RetCode 0 with an empty DataSet."""
     api = fresh_api
     ulb_id = api.call("CreateULB", ULBName="tf-lb-fw", Tag="Default", OuterMode="Yes")["ULBId"]
+    assert one_ulb(api, ulb_id)["Name"] == "tf-lb-fw"
     resp = api.unet("DescribeFirewall", ResourceId=ulb_id, ResourceType="ulb")
     raw = api.last_raw
     assert raw["RetCode"] == 0 and raw.get("DataSet") == [], raw

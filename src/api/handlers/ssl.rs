@@ -36,7 +36,8 @@ pub async fn create_ssl(ctx: &Ctx, p: &Params) -> Result<Reply, ApiError> {
             ))
         }
     };
-    let bundle = parse_bundle(&content).map_err(|err| ApiError::CertificateInvalid(err.to_string()))?;
+    let bundle =
+        parse_bundle(&content).map_err(|err| ApiError::CertificateInvalid(err.to_string()))?;
     let new = NewCertificate {
         name,
         hash_value: content_hash(&content),
@@ -176,7 +177,14 @@ pub async fn certificate_sets(ctx: &Ctx, ssl_ids: Vec<String>) -> Result<Vec<Val
         .db(move |store| {
             let mut views = Vec::with_capacity(ssl_ids.len());
             for ssl_id in &ssl_ids {
-                let page = store.describe_certificates(&scope, Some(ssl_id), Paging { offset: 0, limit: 1 })?;
+                let page = store.describe_certificates(
+                    &scope,
+                    Some(ssl_id),
+                    Paging {
+                        offset: 0,
+                        limit: 1,
+                    },
+                )?;
                 views.extend(page.items);
             }
             Ok(views)

@@ -1,10 +1,12 @@
 //! Column encodings of the SQLite backend (attributes, name lists, addresses, sealed text) and the
 //! random API key material; no queries here.
 
-use crate::model::Attrs;
+use crate::model::{Attrs, BindingRole, LbKind};
 use crate::secret::MasterKey;
 use crate::store::{Paging, StoreError, StoreResult};
 use rand::Rng;
+use rusqlite::types::Type;
+use rusqlite::Row;
 use std::net::Ipv4Addr;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -17,7 +19,9 @@ pub(super) fn encode_attrs(attrs: &Attrs) -> String {
 }
 
 pub(super) fn decode_attrs(text: &str) -> Attrs {
-    form_urlencoded::parse(text.as_bytes()).into_owned().collect()
+    form_urlencoded::parse(text.as_bytes())
+        .into_owned()
+        .collect()
 }
 
 /// A list of names as repeated `n=` pairs, so no separator character can clash with a name.
@@ -82,6 +86,31 @@ pub(super) fn open_text(
     }
 }
 
+/// Reads a `kind` column. An unknown value means a corrupt row; reported as a conversion error so
+/// row callbacks stay plain `rusqlite` code.
+pub(super) fn kind_at(row: &Row<'_>, index: usize) -> rusqlite::Result<LbKind> {
+    let text: String = row.get(index)?;
+    LbKind::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            Type::Text,
+            format!("unknown load balancer kind {text:?}").into(),
+        )
+    })
+}
+
+/// Reads a `role` column (see `kind_at`).
+pub(super) fn role_at(row: &Row<'_>, index: usize) -> rusqlite::Result<BindingRole> {
+    let value: i64 = row.get(index)?;
+    BindingRole::from_i64(value).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            Type::Integer,
+            format!("unknown binding role {value}").into(),
+        )
+    })
+}
+
 /// SQLite wants signed 64-bit limits; anything larger means "no limit".
 pub(super) fn limit_offset(paging: Paging) -> (i64, i64) {
     (
@@ -113,7 +142,11 @@ mod tests {
 
     #[test]
     fn names_round_trip_with_separators() {
-        let names = vec!["a.example".to_string(), "b,c&d=e".to_string(), String::new()];
+        let names = vec![
+            "a.example".to_string(),
+            "b,c&d=e".to_string(),
+            String::new(),
+        ];
         assert_eq!(decode_names(&encode_names(&names)), names);
         assert!(decode_names(&encode_names(&[])).is_empty());
     }
@@ -132,6 +165,9 @@ mod tests {
 
     #[test]
     fn addresses_format_as_dotted_quads() {
-        assert_eq!(address_text(i64::from(u32::from(Ipv4Addr::new(127, 1, 0, 1)))), "127.1.0.1");
+        assert_eq!(
+            address_text(i64::from(u32::from(Ipv4Addr::new(127, 1, 0, 1)))),
+            "127.1.0.1"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Resolving ids inside a scope: every lookup joins the owning project and filters by account,
 //! project and region, so a resource elsewhere is indistinguishable from an absent one.
 
+use super::codec::kind_at;
 use crate::model::{LbKind, Scope};
 use crate::store::{Resource, StoreError, StoreResult};
 use rusqlite::{named_params, Connection, OptionalExtension};
@@ -28,11 +29,13 @@ pub(super) fn require_project(conn: &Connection, scope: &Scope) -> StoreResult<i
     project_pk(conn, scope)?.ok_or_else(|| not_found(Resource::Project, &scope.project_id))
 }
 
+/// A certificate's row key by id, in scope.
+pub(super) const CERTIFICATE_BY_ID: &str =
+    "SELECT c.pk FROM certificates c JOIN projects p ON p.pk = c.project_pk
+     WHERE c.id = :id AND c.region = :region AND p.id = :project AND p.account_pk = :account";
+
 pub(super) fn certificate_pk(conn: &Connection, scope: &Scope, ssl_id: &str) -> StoreResult<i64> {
-    conn.prepare_cached(
-        "SELECT c.pk FROM certificates c JOIN projects p ON p.pk = c.project_pk
-         WHERE c.id = :id AND c.region = :region AND p.id = :project AND p.account_pk = :account",
-    )?
+    conn.prepare_cached(CERTIFICATE_BY_ID)?
     .query_row(
         named_params! {
             ":id": ssl_id,
@@ -76,27 +79,17 @@ pub(super) fn load_balancer(
                 ":account": scope.account_id,
             },
             |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, i64>(2)?,
-                ))
+                Ok(LbRow {
+                    pk: row.get(0)?,
+                    kind: kind_at(row, 1)?,
+                    address: row.get(2)?,
+                })
             },
         )
         .optional()?;
     match row {
-        Some((pk, kind_text, address)) => {
-            let found = parse_kind(&kind_text)?;
-            if kind.is_some_and(|wanted| wanted != found) {
-                return Err(not_found(Resource::LoadBalancer, lb_id));
-            }
-            Ok(LbRow {
-                pk,
-                kind: found,
-                address,
-            })
-        }
-        None => Err(not_found(Resource::LoadBalancer, lb_id)),
+        Some(found) if kind.is_none_or(|wanted| wanted == found.kind) => Ok(found),
+        _ => Err(not_found(Resource::LoadBalancer, lb_id)),
     }
 }
 
@@ -115,16 +108,20 @@ impl ListenerRow {
     }
 }
 
+/// A listener by id, in scope.
+pub(super) const LISTENER_BY_ID: &str = "SELECT l.pk, l.lb_pk, lb.kind, l.protocol FROM listeners l
+     JOIN load_balancers lb ON lb.pk = l.lb_pk
+     JOIN projects p ON p.pk = lb.project_pk
+     WHERE l.id = :id AND lb.region = :region AND p.id = :project AND p.account_pk = :account";
+
 /// A listener of either family in scope.
-pub(super) fn listener(conn: &Connection, scope: &Scope, listener_id: &str) -> StoreResult<ListenerRow> {
+pub(super) fn listener(
+    conn: &Connection,
+    scope: &Scope,
+    listener_id: &str,
+) -> StoreResult<ListenerRow> {
     let row = conn
-        .prepare_cached(
-            "SELECT l.pk, l.lb_pk, lb.kind, l.protocol FROM listeners l
-             JOIN load_balancers lb ON lb.pk = l.lb_pk
-             JOIN projects p ON p.pk = lb.project_pk
-             WHERE l.id = :id AND lb.region = :region AND p.id = :project
-               AND p.account_pk = :account",
-        )?
+        .prepare_cached(LISTENER_BY_ID)?
         .query_row(
             named_params! {
                 ":id": listener_id,
@@ -133,24 +130,17 @@ pub(super) fn listener(conn: &Connection, scope: &Scope, listener_id: &str) -> S
                 ":account": scope.account_id,
             },
             |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                ))
+                Ok(ListenerRow {
+                    pk: row.get(0)?,
+                    id: listener_id.to_string(),
+                    lb_pk: row.get(1)?,
+                    kind: kind_at(row, 2)?,
+                    protocol: row.get(3)?,
+                })
             },
         )
         .optional()?;
-    let (pk, lb_pk, kind_text, protocol) =
-        row.ok_or_else(|| not_found(Resource::Listener, listener_id))?;
-    Ok(ListenerRow {
-        pk,
-        id: listener_id.to_string(),
-        lb_pk,
-        kind: parse_kind(&kind_text)?,
-        protocol,
-    })
+    row.ok_or_else(|| not_found(Resource::Listener, listener_id))
 }
 
 /// A listener addressed as "`listener_id` on `lb_id`": the load balancer must be of `kind` in
@@ -174,14 +164,13 @@ pub(super) fn listener_on(
     Ok(found)
 }
 
-pub(super) fn parse_kind(text: &str) -> StoreResult<LbKind> {
-    LbKind::parse(text)
-        .ok_or_else(|| StoreError::Backend(anyhow::anyhow!("unknown load balancer kind {text:?}")))
-}
-
 /// The public id of a fresh row: ids are random, so a clash is astronomically rare but would be a
 /// constraint error deep in an insert; drawing again here keeps that path out of every caller.
-pub(super) fn fresh_id(conn: &Connection, table: &'static str, prefix: &str) -> StoreResult<String> {
+pub(super) fn fresh_id(
+    conn: &Connection,
+    table: &'static str,
+    prefix: &str,
+) -> StoreResult<String> {
     let sql = format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE id = ?1)");
     let mut statement = conn.prepare_cached(&sql)?;
     loop {

@@ -1,0 +1,9 @@
+//! End-to-end tests of the data plane over real loopback sockets and real TLS: certificate
+//! selection and hot swap (`tls`), forwarding and health (`proxy`), listener lifecycle and
+//! metrics (`lifecycle`). Fixtures live in `support`.
+
+pub(crate) mod support;
+
+mod lifecycle;
+mod proxy;
+mod tls;

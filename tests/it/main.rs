@@ -1,0 +1,5 @@
+//! The one integration-test binary: every test starts the real `certbind serve` on port 0 with a
+//! fresh data dir and talks to it over real sockets.
+
+mod api;
+mod support;

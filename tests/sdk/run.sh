@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the SDK conformance suite: the unmodified official Python SDK against a real
+# `certbind serve`. Extra arguments go to pytest (e.g. -k terraform, -x).
+# Env: CERTBIND_BIN=<path> tests that binary instead of building target/debug/certbind.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$repo_root"
+
+python="$(scripts/sdk-venv.sh | tail -n 1)"
+
+if [[ -z "${CERTBIND_BIN:-}" ]]; then
+    echo "run.sh: cargo build" >&2
+    cargo build --quiet --bin certbind
+fi
+
+set +e
+"$python" -m pytest tests/sdk -q "$@"
+status=$?
+set -e
+exit "$status"
