@@ -1259,6 +1259,462 @@ pub(crate) fn state_survives_reopen(h: &dyn Harness) {
     assert!(store.create_account("alice").is_err());
 }
 
+// ---- binding rules against a reference model ----
+
+const MODEL_CERTS: usize = 5;
+/// Listeners 0..4 are CLB VServers (3 HTTPS, 1 HTTP), 4..8 ALB listeners (3 HTTPS, 1 HTTP).
+const MODEL_LISTENERS: usize = 8;
+const MODEL_SNI_LIMIT: usize = 3;
+
+/// One store call on the model world. Indices may point at the wrong family (→ not on that load
+/// balancer) or at `MODEL_CERTS`, a certificate that never exists.
+#[derive(Debug, Clone)]
+enum Op {
+    BindClb { listener: usize, cert: usize },
+    UnbindClb { listener: usize, cert: usize },
+    AddSni { listener: usize, certs: Vec<usize> },
+    DeleteSni { listener: usize, certs: Vec<usize> },
+    SetDefault { listener: usize, cert: usize },
+    Replace { old: usize, new: usize, lb: Option<bool>, listener: Option<usize> },
+    DeleteCertificate { cert: usize },
+    DeleteListener { listener: usize },
+}
+
+fn op_strategy() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    // Mostly the family an operation is meant for, sometimes any listener (wrong family, HTTP),
+    // so that most calls succeed and build up state while every error path is still reached.
+    let any_listener = 0..MODEL_LISTENERS;
+    let vserver = prop_oneof![4 => 0..3usize, 1 => 0..MODEL_LISTENERS];
+    let alb_listener = prop_oneof![4 => 4..7usize, 1 => 0..MODEL_LISTENERS];
+    let cert = prop_oneof![6 => 0..MODEL_CERTS, 1 => Just(MODEL_CERTS)];
+    let certs = proptest::collection::vec(cert.clone(), 0..3);
+    prop_oneof![
+        3 => (vserver.clone(), cert.clone()).prop_map(|(listener, cert)| Op::BindClb { listener, cert }),
+        2 => (vserver, cert.clone()).prop_map(|(listener, cert)| Op::UnbindClb { listener, cert }),
+        4 => (alb_listener.clone(), certs.clone()).prop_map(|(listener, certs)| Op::AddSni { listener, certs }),
+        2 => (alb_listener.clone(), certs).prop_map(|(listener, certs)| Op::DeleteSni { listener, certs }),
+        2 => (alb_listener, cert.clone()).prop_map(|(listener, cert)| Op::SetDefault { listener, cert }),
+        6 => (
+            cert.clone(),
+            cert.clone(),
+            proptest::option::of(any::<bool>()),
+            proptest::option::weighted(0.3, any_listener.clone()),
+        )
+            .prop_map(|(old, new, lb, listener)| Op::Replace { old, new, lb, listener }),
+        1 => cert.prop_map(|cert| Op::DeleteCertificate { cert }),
+        1 => any_listener.prop_map(|listener| Op::DeleteListener { listener }),
+    ]
+}
+
+/// The error classes the model predicts (which one a store reports first when several apply is
+/// its own business, so the model accepts any that applies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    NotFound,
+    ListenerNotOnLb,
+    NotHttps,
+    VServerAlreadyBound,
+    AlreadyBound,
+    NotBound,
+    DefaultCertificate,
+    Quota,
+    CertificateInUse,
+}
+
+fn rule_of(error: &StoreError) -> Option<Rule> {
+    Some(match error {
+        StoreError::NotFound { .. } => Rule::NotFound,
+        StoreError::ListenerNotOnLb { .. } => Rule::ListenerNotOnLb,
+        StoreError::NotHttps(_) => Rule::NotHttps,
+        StoreError::VServerAlreadyBound { .. } => Rule::VServerAlreadyBound,
+        StoreError::AlreadyBound { .. } => Rule::AlreadyBound,
+        StoreError::NotBound { .. } => Rule::NotBound,
+        StoreError::DefaultCertificate(_) => Rule::DefaultCertificate,
+        StoreError::Quota { .. } => Rule::Quota,
+        StoreError::CertificateInUse(_) => Rule::CertificateInUse,
+        _ => return None,
+    })
+}
+
+#[derive(Debug, Clone)]
+struct ModelListener {
+    exists: bool,
+    alb: bool,
+    https: bool,
+    /// The CLB certificate or the ALB default.
+    primary: Option<usize>,
+    /// ALB extension certificates in bind order.
+    sni: Vec<usize>,
+}
+
+impl ModelListener {
+    fn has(&self, cert: usize) -> bool {
+        self.primary == Some(cert) || self.sni.contains(&cert)
+    }
+
+    fn listing(&self) -> Vec<(usize, BindingRole)> {
+        let primary_role = if self.alb { BindingRole::AlbDefault } else { BindingRole::Clb };
+        self.primary
+            .map(|cert| (cert, primary_role))
+            .into_iter()
+            .chain(self.sni.iter().map(|&cert| (cert, BindingRole::AlbSni)))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Model {
+    certs: [bool; MODEL_CERTS + 1],
+    listeners: Vec<ModelListener>,
+}
+
+/// What the model expects of one call: `Ok` with the listeners a replacement touches, or the
+/// errors that apply.
+type Expected = Result<Vec<usize>, Vec<Rule>>;
+
+impl Model {
+    fn new() -> Model {
+        let listener = |alb: bool, https: bool, primary: Option<usize>| ModelListener {
+            exists: true,
+            alb,
+            https,
+            primary,
+            sni: Vec::new(),
+        };
+        let mut certs = [true; MODEL_CERTS + 1];
+        certs[MODEL_CERTS] = false;
+        Model {
+            certs,
+            listeners: vec![
+                listener(false, true, None),
+                listener(false, true, None),
+                listener(false, true, None),
+                listener(false, false, None),
+                listener(true, true, Some(0)),
+                listener(true, true, Some(1)),
+                listener(true, true, Some(0)),
+                listener(true, false, None),
+            ],
+        }
+    }
+
+    /// The rule a listener addressed on a load balancer of family `alb` breaks, if any.
+    fn locate(&self, listener: usize, alb: bool) -> Option<Rule> {
+        let found = &self.listeners[listener];
+        if !found.exists {
+            Some(Rule::NotFound)
+        } else if found.alb != alb {
+            Some(Rule::ListenerNotOnLb)
+        } else {
+            None
+        }
+    }
+
+    fn apply(&mut self, op: &Op) -> Expected {
+        let mut errors = Vec::new();
+        match op {
+            Op::BindClb { listener, cert } => {
+                let located = self.locate(*listener, false);
+                errors.extend(located);
+                if !self.certs[*cert] {
+                    errors.push(Rule::NotFound);
+                }
+                let target = &mut self.listeners[*listener];
+                if located.is_none() {
+                    if !target.https {
+                        errors.push(Rule::NotHttps);
+                    } else if target.primary.is_some() {
+                        errors.push(Rule::VServerAlreadyBound);
+                    }
+                }
+                if errors.is_empty() {
+                    target.primary = Some(*cert);
+                }
+            }
+            Op::UnbindClb { listener, cert } => {
+                let located = self.locate(*listener, false);
+                errors.extend(located);
+                if !self.certs[*cert] {
+                    errors.push(Rule::NotFound);
+                }
+                let target = &mut self.listeners[*listener];
+                if located.is_none() && target.primary != Some(*cert) {
+                    errors.push(Rule::NotBound);
+                }
+                if errors.is_empty() {
+                    target.primary = None;
+                }
+            }
+            Op::AddSni { listener, certs } => {
+                let located = self.locate(*listener, true);
+                errors.extend(located);
+                let target = &self.listeners[*listener];
+                if located.is_none() && !target.https {
+                    errors.push(Rule::NotHttps);
+                }
+                for (at, cert) in certs.iter().enumerate() {
+                    if !self.certs[*cert] {
+                        errors.push(Rule::NotFound);
+                    } else if located.is_none() && (certs[..at].contains(cert) || target.has(*cert)) {
+                        errors.push(Rule::AlreadyBound);
+                    }
+                }
+                if located.is_none() && target.sni.len() + certs.len() > MODEL_SNI_LIMIT {
+                    errors.push(Rule::Quota);
+                }
+                if errors.is_empty() {
+                    self.listeners[*listener].sni.extend(certs.iter().copied());
+                }
+            }
+            Op::DeleteSni { listener, certs } => {
+                let located = self.locate(*listener, true);
+                errors.extend(located);
+                let target = &mut self.listeners[*listener];
+                for cert in certs {
+                    if !self.certs[*cert] {
+                        errors.push(Rule::NotFound);
+                    } else if located.is_none() && target.primary == Some(*cert) {
+                        errors.push(Rule::DefaultCertificate);
+                    } else if located.is_none() && !target.sni.contains(cert) {
+                        errors.push(Rule::NotBound);
+                    }
+                }
+                if errors.is_empty() {
+                    target.sni.retain(|cert| !certs.contains(cert));
+                }
+            }
+            Op::SetDefault { listener, cert } => {
+                let located = self.locate(*listener, true);
+                errors.extend(located);
+                if !self.certs[*cert] {
+                    errors.push(Rule::NotFound);
+                }
+                let target = &mut self.listeners[*listener];
+                if located.is_none() {
+                    if !target.https {
+                        errors.push(Rule::NotHttps);
+                    } else if target.sni.contains(cert) {
+                        errors.push(Rule::AlreadyBound);
+                    }
+                }
+                if errors.is_empty() {
+                    target.primary = Some(*cert);
+                }
+            }
+            Op::Replace { old, new, lb, listener } => {
+                if !self.certs[*old] || !self.certs[*new] {
+                    errors.push(Rule::NotFound);
+                }
+                if let Some(listener) = listener {
+                    let found = &self.listeners[*listener];
+                    if !found.exists {
+                        errors.push(Rule::NotFound);
+                    } else if lb.is_some_and(|alb| alb != found.alb) {
+                        errors.push(Rule::ListenerNotOnLb);
+                    }
+                }
+                if !errors.is_empty() {
+                    return Err(errors);
+                }
+                if old == new {
+                    return Ok(Vec::new());
+                }
+                let affected: Vec<usize> = (0..MODEL_LISTENERS)
+                    .filter(|&at| {
+                        let candidate = &self.listeners[at];
+                        candidate.exists
+                            && candidate.has(*old)
+                            && listener.is_none_or(|only| only == at)
+                            && lb.is_none_or(|alb| alb == candidate.alb)
+                    })
+                    .collect();
+                if affected.iter().any(|&at| self.listeners[at].has(*new)) {
+                    return Err(vec![Rule::AlreadyBound]);
+                }
+                for &at in &affected {
+                    let target = &mut self.listeners[at];
+                    if target.primary == Some(*old) {
+                        target.primary = Some(*new);
+                    } else {
+                        // A replaced SNI binding gets a fresh seq: it is now the most recent.
+                        let at = target.sni.iter().position(|cert| cert == old).unwrap();
+                        target.sni[at] = *new;
+                    }
+                }
+                return Ok(affected);
+            }
+            Op::DeleteCertificate { cert } => {
+                if !self.certs[*cert] {
+                    errors.push(Rule::NotFound);
+                } else if self.listeners.iter().any(|l| l.exists && l.has(*cert)) {
+                    errors.push(Rule::CertificateInUse);
+                } else {
+                    self.certs[*cert] = false;
+                }
+            }
+            Op::DeleteListener { listener } => {
+                let target = &mut self.listeners[*listener];
+                if !target.exists {
+                    errors.push(Rule::NotFound);
+                } else {
+                    target.exists = false;
+                    target.primary = None;
+                    target.sni.clear();
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// The model world in a store: its own account, so cases never see each other.
+struct ModelWorld<'a> {
+    env: Env<'a>,
+    certs: Vec<String>,
+    clb: String,
+    alb: String,
+    listeners: Vec<String>,
+}
+
+impl<'a> ModelWorld<'a> {
+    fn create(store: &'a dyn Store, case: usize) -> ModelWorld<'a> {
+        let env = Env::account(store, &format!("model-{case}"), "sg");
+        let mut certs: Vec<String> = (0..MODEL_CERTS).map(|i| env.cert(&format!("m{i}"))).collect();
+        certs.push("ssl-missing0".to_string());
+        let clb = env.lb(LbKind::Clb);
+        let alb = env.lb(LbKind::Alb);
+        let mut listeners: Vec<String> = (0..3)
+            .map(|i| env.listener(LbKind::Clb, &clb, "HTTPS", 443 + i, None))
+            .collect();
+        listeners.push(env.listener(LbKind::Clb, &clb, "HTTP", 80, None));
+        for (i, default) in [0, 1, 0].into_iter().enumerate() {
+            listeners.push(env.listener(LbKind::Alb, &alb, "HTTPS", 443 + i as u16, Some(&certs[default])));
+        }
+        listeners.push(env.listener(LbKind::Alb, &alb, "HTTP", 80, None));
+        ModelWorld { env, certs, clb, alb, listeners }
+    }
+
+    /// Runs `op` on the store; `Ok` carries the listeners a replacement reported.
+    fn run(&self, op: &Op) -> StoreResult<Vec<String>> {
+        let (store, s) = (self.env.store, &self.env.scope);
+        let ids = |certs: &[usize]| certs.iter().map(|&c| self.certs[c].clone()).collect::<Vec<_>>();
+        match op {
+            Op::BindClb { listener, cert } => store
+                .bind_clb(s, &self.clb, &self.listeners[*listener], &self.certs[*cert])
+                .map(|()| Vec::new()),
+            Op::UnbindClb { listener, cert } => store
+                .unbind_clb(s, &self.clb, &self.listeners[*listener], &self.certs[*cert])
+                .map(|()| Vec::new()),
+            Op::AddSni { listener, certs } => store
+                .add_sni(s, &self.alb, &self.listeners[*listener], &ids(certs), MODEL_SNI_LIMIT)
+                .map(|()| Vec::new()),
+            Op::DeleteSni { listener, certs } => store
+                .delete_sni(s, &self.alb, &self.listeners[*listener], &ids(certs))
+                .map(|()| Vec::new()),
+            Op::SetDefault { listener, cert } => store
+                .update_listener(s, LbKind::Alb, &self.alb, &self.listeners[*listener], ListenerPatch {
+                    default_certificate: Some(self.certs[*cert].clone()),
+                    ..ListenerPatch::default()
+                })
+                .map(|()| Vec::new()),
+            Op::Replace { old, new, lb, listener } => {
+                let lb = lb.map(|alb| if alb { self.alb.as_str() } else { self.clb.as_str() });
+                let listener = listener.map(|at| self.listeners[at].as_str());
+                self.env
+                    .replace(&self.certs[*old], &self.certs[*new], lb, listener)
+                    .map(|change| {
+                        assert_eq!(change.replaced, change.listener_ids.len());
+                        sorted(change.listener_ids)
+                    })
+            }
+            Op::DeleteCertificate { cert } => store.delete_certificate(s, &self.certs[*cert]).map(|()| Vec::new()),
+            Op::DeleteListener { listener } => {
+                let (kind, lb) = if *listener < 4 { (LbKind::Clb, &self.clb) } else { (LbKind::Alb, &self.alb) };
+                store.delete_listener(s, kind, lb, &self.listeners[*listener]).map(|()| Vec::new())
+            }
+        }
+    }
+
+    /// The store's bindings in the model's terms: per listener index, (cert index, role) in
+    /// listing order, for the listeners that exist.
+    fn observe(&self) -> Vec<Option<Vec<(usize, BindingRole)>>> {
+        let views = self.env.store.dataplane_listeners(Some(&self.listeners)).unwrap();
+        self.listeners
+            .iter()
+            .map(|id| {
+                views.iter().find(|v| &v.listener.id == id).map(|view| {
+                    view.bindings
+                        .iter()
+                        .map(|b| (self.certs.iter().position(|c| *c == b.ssl_id).unwrap(), b.role))
+                        .collect()
+                })
+            })
+            .collect()
+    }
+
+    fn existing_certs(&self) -> Vec<bool> {
+        let page = self.env.store.describe_certificates(&self.env.scope, None, EVERYTHING).unwrap();
+        self.certs
+            .iter()
+            .map(|id| page.items.iter().any(|v| &v.certificate.id == id))
+            .collect()
+    }
+}
+
+pub(crate) fn binding_rules_match_a_reference_model(h: &dyn Harness) {
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let store = h.open(pool());
+    let cases = std::sync::atomic::AtomicUsize::new(0);
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&proptest::collection::vec(op_strategy(), 1..40), |ops| {
+        let case = cases.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let world = ModelWorld::create(&*store, case);
+        let mut model = Model::new();
+        for (step, op) in ops.iter().enumerate() {
+            let expected = model.apply(op);
+            let actual = world.run(op);
+            match (&expected, &actual) {
+                (Ok(affected), Ok(reported)) => {
+                    let affected: Vec<String> =
+                        sorted(affected.iter().map(|&at| world.listeners[at].clone()).collect());
+                    proptest::prop_assert_eq!(reported, &affected, "step {} {:?}: replaced listeners", step, op);
+                }
+                (Err(rules), Err(error)) => proptest::prop_assert!(
+                    rule_of(error).is_some_and(|rule| rules.contains(&rule)),
+                    "step {step} {op:?}: store said {error:?}, model expected one of {rules:?}"
+                ),
+                (Ok(_), Err(error)) => {
+                    return Err(TestCaseError::fail(format!("step {step} {op:?}: store refused with {error:?}, model accepted")))
+                }
+                (Err(rules), Ok(_)) => {
+                    return Err(TestCaseError::fail(format!("step {step} {op:?}: store accepted, model expected {rules:?}")))
+                }
+            }
+            let expected_state: Vec<Option<Vec<(usize, BindingRole)>>> = model
+                .listeners
+                .iter()
+                .map(|l| l.exists.then(|| l.listing()))
+                .collect();
+            proptest::prop_assert_eq!(world.observe(), expected_state, "after step {} {:?}", step, op);
+            proptest::prop_assert_eq!(world.existing_certs(), model.certs.to_vec(), "after step {} {:?}", step, op);
+        }
+        Ok(())
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+    check_invariants(&*store, true);
+}
+
 // ---- concurrency ----
 
 /// Checks the binding invariants over the whole store: every bound certificate exists, a CLB
@@ -1402,6 +1858,7 @@ macro_rules! conformance_tests {
             secrets_are_sealed_at_rest,
             state_survives_reopen,
             concurrent_binding_changes_keep_invariants,
+            binding_rules_match_a_reference_model,
         );
     };
     (@each $harness:expr; $($check:ident),* $(,)?) => {

@@ -91,8 +91,16 @@ const fn field(wire: &'static str, kind: Kind, default: &'static str) -> Field {
 const LB_FIELDS: &[Field] = &[
     field("VPCId", Kind::Word(MAX_TEXT), ""),
     field("SubnetId", Kind::Word(MAX_TEXT), ""),
-    field("ChargeType", Kind::Choice(&["Year", "Month", "Day", "Dynamic"]), "Month"),
-    field("IPVersion", Kind::Choice(&["IPv4", "IPv6", "DualStack"]), "IPv4"),
+    field(
+        "ChargeType",
+        Kind::Choice(&["Year", "Month", "Day", "Dynamic"]),
+        "Month",
+    ),
+    field(
+        "IPVersion",
+        Kind::Choice(&["IPv4", "IPv6", "DualStack"]),
+        "IPv4",
+    ),
 ];
 
 /// Listener attributes beyond name, protocol and port (`Listener` in §5.3). Health-check
@@ -103,7 +111,13 @@ const LISTENER_FIELDS: &[Field] = &[
     field("IdleTimeout", Kind::Int(1, 86_400), "60"),
     field(
         "Scheduler",
-        Kind::Choice(&["Roundrobin", "Source", "WeightRoundrobin", "Leastconn", "Backup"]),
+        Kind::Choice(&[
+            "Roundrobin",
+            "Source",
+            "WeightRoundrobin",
+            "Leastconn",
+            "Backup",
+        ]),
         "Roundrobin",
     ),
     field("HTTP2Enabled", Kind::Flag, "false"),
@@ -111,12 +125,24 @@ const LISTENER_FIELDS: &[Field] = &[
     field("RedirectEnabled", Kind::Flag, "false"),
     field("RedirectPort", Kind::Int(1, 65_535), "443"),
     field("SecurityPolicyId", Kind::Word(MAX_TEXT), "Default"),
-    field("TargetProtocol", Kind::Choice(&["HTTP", "HTTPS", "GRPC"]), "HTTP"),
+    field(
+        "TargetProtocol",
+        Kind::Choice(&["HTTP", "HTTPS", "GRPC"]),
+        "HTTP",
+    ),
     field("HealthCheckConfig.Enabled", Kind::Flag, "true"),
-    field("HealthCheckConfig.Type", Kind::Choice(&["Port", "HTTP", "GRPC"]), "Port"),
+    field(
+        "HealthCheckConfig.Type",
+        Kind::Choice(&["Port", "HTTP", "GRPC"]),
+        "Port",
+    ),
     field("HealthCheckConfig.Domain", Kind::Text(MAX_TEXT), ""),
     field("HealthCheckConfig.Path", Kind::Word(MAX_TEXT), "/"),
-    field("HealthCheckConfig.Method", Kind::Choice(&["GET", "HEAD"]), "GET"),
+    field(
+        "HealthCheckConfig.Method",
+        Kind::Choice(&["GET", "HEAD"]),
+        "GET",
+    ),
     field("HealthCheckConfig.ResponseCode", Kind::Word(64), "2xx,3xx"),
     field("HealthCheckConfig.HTTPVersion", Kind::Word(32), "HTTP1.1"),
     field("HealthCheckConfig.Port", Kind::Int(0, 65_535), "0"),
@@ -285,7 +311,10 @@ pub async fn create_load_balancer(ctx: &Ctx, p: &Params) -> Result<Reply, ApiErr
             return Err(ApiError::param(required));
         }
     }
-    if attrs.get("IPVersion").is_some_and(|version| version != "IPv4") {
+    if attrs
+        .get("IPVersion")
+        .is_some_and(|version| version != "IPv4")
+    {
         return Err(ApiError::param_why(
             "IPVersion",
             "certbind allocates IPv4 addresses only",
@@ -337,8 +366,11 @@ pub async fn describe_load_balancers(ctx: &Ctx, p: &Params) -> Result<Reply, Api
             } else {
                 // The store filters by id only; ALBs are few per scope (quota 200 per region).
                 let all = store.list_load_balancers(&scope, LbKind::Alb, &[], EVERYTHING)?;
-                let matching: Vec<LoadBalancer> =
-                    all.items.into_iter().filter(|lb| filter.matches(lb)).collect();
+                let matching: Vec<LoadBalancer> = all
+                    .items
+                    .into_iter()
+                    .filter(|lb| filter.matches(lb))
+                    .collect();
                 Page {
                     total: matching.len(),
                     items: matching
@@ -512,7 +544,12 @@ pub async fn create_listener(ctx: &Ctx, p: &Params) -> Result<Reply, ApiError> {
     let wanted = lb_id.clone();
     let lb = ctx
         .db(move |store| {
-            let mut page = store.list_load_balancers(&scope, LbKind::Alb, &[wanted.clone()], ONE)?;
+            let mut page = store.list_load_balancers(
+                &scope,
+                LbKind::Alb,
+                std::slice::from_ref(&wanted),
+                ONE,
+            )?;
             page.items
                 .pop()
                 .ok_or_else(|| not_found(Resource::LoadBalancer, &wanted))
@@ -936,12 +973,10 @@ fn read_target(item: &Params) -> Result<NewBackend, ApiError> {
             .parse::<IpAddr>()
             .map_err(|_| ApiError::param_why("ResourceIP", "must be an IP address"))?,
         (None, Some(ip)) => ip,
-        (None, None) => {
-            return Err(ApiError::param_why(
-                "ResourceIP",
-                "required: certbind reaches targets by address (or give an IP address as ResourceId)",
-            ))
-        }
+        (None, None) => return Err(ApiError::param_why(
+            "ResourceIP",
+            "required: certbind reaches targets by address (or give an IP address as ResourceId)",
+        )),
     };
     if ip.is_unspecified() || ip.is_multicast() {
         return Err(ApiError::param_why(
@@ -1062,6 +1097,9 @@ fn read_target_patch(item: &Params) -> Result<BackendPatch, ApiError> {
 mod tests {
     use super::*;
 
+    /// Request pairs, then the protocol and the parameter the error must name.
+    type RuleCase<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+
     fn params(pairs: &[(&str, &str)]) -> Params {
         Params::from_pairs(pairs.iter().copied())
     }
@@ -1082,7 +1120,9 @@ mod tests {
                     Kind::Word(_) | Kind::Text(_) if field.default.is_empty() => continue,
                     _ => {}
                 }
-                let read = field.read(&set).unwrap_or_else(|err| panic!("{}: {err}", field.wire));
+                let read = field
+                    .read(&set)
+                    .unwrap_or_else(|err| panic!("{}: {err}", field.wire));
                 assert_eq!(read.as_deref(), Some(field.default), "{}", field.wire);
             }
         }
@@ -1125,8 +1165,14 @@ mod tests {
             (&[("IdleTimeout", "86401")], "IdleTimeout"),
             (&[("IdleTimeout", "1m")], "IdleTimeout"),
             (&[("HTTP2Enabled", "yes")], "HTTP2Enabled"),
-            (&[("HealthCheckConfig.Type", "TCP")], "HealthCheckConfig.Type"),
-            (&[("StickinessConfig.Type", "Cookie")], "StickinessConfig.Type"),
+            (
+                &[("HealthCheckConfig.Type", "TCP")],
+                "HealthCheckConfig.Type",
+            ),
+            (
+                &[("StickinessConfig.Type", "Cookie")],
+                "StickinessConfig.Type",
+            ),
             (&[("RedirectPort", "70000")], "RedirectPort"),
         ];
         for (pairs, name) in cases {
@@ -1139,17 +1185,44 @@ mod tests {
 
     #[test]
     fn listener_rules_hold_across_fields() {
-        let cases: &[(&[(&str, &str)], &str, &str)] = &[
+        let cases: &[RuleCase] = &[
             (&[("HTTP2Enabled", "true")], "HTTP", "HTTP2Enabled"),
             (&[("RedirectEnabled", "true")], "HTTPS", "RedirectEnabled"),
-            (&[("RedirectEnabled", "true"), ("RedirectPort", "80")], "HTTP", "RedirectPort"),
-            (&[("HealthCheckConfig.TimeOut", "5")], "HTTP", "HealthCheckConfig.TimeOut"),
-            (&[("HealthCheckConfig.Path", "health")], "HTTP", "HealthCheckConfig.Path"),
-            (&[("HealthCheckConfig.Path", "/a\r\nX: y")], "HTTP", "HealthCheckConfig.Path"),
-            (&[("HealthCheckConfig.Domain", "a b")], "HTTP", "HealthCheckConfig.Domain"),
-            (&[("HealthCheckConfig.ResponseCode", "ok")], "HTTP", "HealthCheckConfig.ResponseCode"),
             (
-                &[("StickinessConfig.Enabled", "true"), ("StickinessConfig.Type", "UserDefined")],
+                &[("RedirectEnabled", "true"), ("RedirectPort", "80")],
+                "HTTP",
+                "RedirectPort",
+            ),
+            (
+                &[("HealthCheckConfig.TimeOut", "5")],
+                "HTTP",
+                "HealthCheckConfig.TimeOut",
+            ),
+            (
+                &[("HealthCheckConfig.Path", "health")],
+                "HTTP",
+                "HealthCheckConfig.Path",
+            ),
+            (
+                &[("HealthCheckConfig.Path", "/a\r\nX: y")],
+                "HTTP",
+                "HealthCheckConfig.Path",
+            ),
+            (
+                &[("HealthCheckConfig.Domain", "a b")],
+                "HTTP",
+                "HealthCheckConfig.Domain",
+            ),
+            (
+                &[("HealthCheckConfig.ResponseCode", "ok")],
+                "HTTP",
+                "HealthCheckConfig.ResponseCode",
+            ),
+            (
+                &[
+                    ("StickinessConfig.Enabled", "true"),
+                    ("StickinessConfig.Type", "UserDefined"),
+                ],
                 "HTTP",
                 "StickinessConfig.CookieName",
             ),
@@ -1175,18 +1248,37 @@ mod tests {
     fn targets_are_reached_by_address() {
         let read = |pairs: &[(&str, &str)]| read_target(&params(pairs));
         let target = read(&[("ResourceId", "uhost-1"), ("ResourceIP", "10.0.0.7")]).expect("valid");
-        assert_eq!((target.ip.as_str(), target.port, target.weight, target.enabled), ("10.0.0.7", 80, 1, true));
+        assert_eq!(
+            (
+                target.ip.as_str(),
+                target.port,
+                target.weight,
+                target.enabled
+            ),
+            ("10.0.0.7", 80, 1, true)
+        );
         assert_eq!(attr(&target.attrs, "ResourceType"), "UHost");
         assert_eq!(attr(&target.attrs, "IsBackup"), "false");
-        let by_id = read(&[("ResourceType", "IP"), ("ResourceId", "::1"), ("Port", "8080")]).expect("valid");
+        let by_id = read(&[
+            ("ResourceType", "IP"),
+            ("ResourceId", "::1"),
+            ("Port", "8080"),
+        ])
+        .expect("valid");
         assert_eq!((by_id.ip.as_str(), by_id.port), ("::1", 8080));
         for (pairs, name) in [
             (&[("ResourceId", "uhost-1")][..], "ResourceIP"),
             (&[("ResourceIP", "host.example")][..], "ResourceIP"),
             (&[("ResourceIP", "0.0.0.0")][..], "ResourceIP"),
-            (&[("ResourceIP", "10.0.0.1"), ("Weight", "101")][..], "Weight"),
+            (
+                &[("ResourceIP", "10.0.0.1"), ("Weight", "101")][..],
+                "Weight",
+            ),
             (&[("ResourceIP", "10.0.0.1"), ("Port", "0")][..], "Port"),
-            (&[("ResourceIP", "10.0.0.1"), ("ResourceType", "ECS")][..], "ResourceType"),
+            (
+                &[("ResourceIP", "10.0.0.1"), ("ResourceType", "ECS")][..],
+                "ResourceType",
+            ),
         ] {
             match read(pairs).map_err(|err| within("Targets", 3, err)) {
                 Err(ApiError::InvalidParam { name: got, .. }) => {

@@ -611,7 +611,7 @@ fn vserver_attrs(
     let path = path.unwrap_or(if monitor == "Path" { "/" } else { "" });
     put(&mut attrs, "Path", path);
     for name in ["Domain", "RequestMsg", "ResponseMsg"] {
-        set(
+        put(
             &mut attrs,
             name,
             args::opt(p, name).or(kept(name)).unwrap_or(""),
@@ -645,7 +645,7 @@ fn vserver_attrs(
         ("ForwardPort", forward),
     ] {
         let value = value.map(|v| v.to_string());
-        set(
+        put(
             &mut attrs,
             name,
             value.as_deref().or(kept(name)).unwrap_or("0"),

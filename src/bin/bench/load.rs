@@ -1,8 +1,11 @@
-//! The load loop: N tasks, each owning one keep-alive HTTP/1.1 connection (hyper's connection API,
-//! no pool), each sending its pre-built form bodies back-to-back in a cycle and timing every
-//! answer. It knows nothing of signing or of what the server is; baseline and certbind runs go
-//! through exactly this code so their figures compare.
+//! The load loop. `drive` runs N workers concurrently, each doing one operation after another for a
+//! warm-up and then a measured window, and collects counts and latencies; a `Worker` says what one
+//! operation is. `FormPoster` is the worker for API load: one keep-alive HTTP/1.1 connection
+//! (hyper's connection API, no pool) sending pre-built form bodies back-to-back in a cycle.
+//! Baseline and certbind runs go through exactly this code so their figures compare; later
+//! scenarios (TLS handshakes, rotation under load) add workers, not loops.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -19,7 +22,7 @@ use tokio::task::JoinSet;
 const FORM: &str = "application/x-www-form-urlencoded";
 
 /// After a failed connect, wait this long before the next attempt so a dead server does not turn
-/// the loop into a busy spin; it only ever delays a task that is already failing.
+/// the loop into a busy spin; it only ever delays a worker that is already failing.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// When a run measures: `warmup` of unrecorded load, then `duration` recorded.
@@ -29,7 +32,139 @@ pub struct Timing {
     pub duration: Duration,
 }
 
-/// What an answer must say to count as a success (anything else is an error).
+/// How one operation ended.
+pub enum Step {
+    /// Answered as expected.
+    Ok,
+    /// Answered, but not as expected (a RetCode, a wrong count, an HTTP status).
+    Rejected(String),
+    /// No answer (connect or transport failure).
+    Failed(String),
+}
+
+/// One simulated client.
+pub trait Worker: Send + 'static {
+    /// One timed operation.
+    fn step(&mut self) -> impl Future<Output = Step> + Send;
+}
+
+/// Everything one run measured. Only operations started inside the measured window count.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Operations that got an answer.
+    pub answered: u64,
+    /// Answers that were not as expected.
+    pub rejected: u64,
+    /// Operations that got no answer.
+    pub transport_errors: u64,
+    /// From the start of the window to the last recorded answer.
+    pub elapsed: Duration,
+    /// Latency of every answered operation, nanoseconds, unsorted.
+    pub latencies: Vec<u64>,
+    pub first_error: Option<String>,
+}
+
+impl Outcome {
+    /// Errors of both kinds, as the report counts them.
+    pub fn errors(&self) -> u64 {
+        self.rejected + self.transport_errors
+    }
+
+    /// Successful answers per second.
+    pub fn rate(&self) -> f64 {
+        let ok = self.answered - self.rejected;
+        if self.elapsed.is_zero() {
+            0.0
+        } else {
+            ok as f64 / self.elapsed.as_secs_f64()
+        }
+    }
+}
+
+/// Runs every worker on its own task until the window closes. Workers should be ready (connected)
+/// before this is called, so set-up is not measured.
+pub async fn drive<W: Worker>(workers: Vec<W>, timing: Timing) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(!workers.is_empty(), "no workers to run");
+    let start = Instant::now();
+    let window = Window {
+        from: start + timing.warmup,
+        until: start + timing.warmup + timing.duration,
+    };
+    let mut tasks = JoinSet::new();
+    for worker in workers {
+        tasks.spawn(work(worker, window));
+    }
+    let mut total = Outcome::default();
+    let mut last_done = window.from;
+    while let Some(joined) = tasks.join_next().await {
+        let (part, done) = joined.context("a load task panicked")?;
+        total.answered += part.answered;
+        total.rejected += part.rejected;
+        total.transport_errors += part.transport_errors;
+        total.latencies.extend(part.latencies);
+        if total.first_error.is_none() {
+            total.first_error = part.first_error;
+        }
+        if let Some(done) = done {
+            last_done = last_done.max(done);
+        }
+    }
+    total.elapsed = if last_done > window.from {
+        last_done - window.from
+    } else {
+        timing.duration
+    };
+    Ok(total)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    from: Instant,
+    until: Instant,
+}
+
+/// One worker's loop; returns its counts and when its last recorded answer arrived.
+async fn work<W: Worker>(mut worker: W, window: Window) -> (Outcome, Option<Instant>) {
+    let mut outcome = Outcome::default();
+    let mut last_done = None;
+    loop {
+        let started = Instant::now();
+        if started >= window.until {
+            break;
+        }
+        let step = worker.step().await;
+        if started < window.from {
+            continue;
+        }
+        let done = Instant::now();
+        let answered = |outcome: &mut Outcome| {
+            outcome.answered += 1;
+            let nanos = u64::try_from((done - started).as_nanos()).unwrap_or(u64::MAX);
+            outcome.latencies.push(nanos);
+        };
+        match step {
+            Step::Ok => {
+                answered(&mut outcome);
+                last_done = Some(done);
+            }
+            Step::Rejected(why) => {
+                answered(&mut outcome);
+                last_done = Some(done);
+                outcome.rejected += 1;
+                outcome.first_error.get_or_insert(why);
+            }
+            Step::Failed(why) => {
+                outcome.transport_errors += 1;
+                outcome.first_error.get_or_insert(why);
+            }
+        }
+    }
+    (outcome, last_done)
+}
+
+// === API load: signed form POSTs over one keep-alive connection ===
+
+/// What an answer must say to count as a success.
 #[derive(Debug, Clone, Copy)]
 pub enum Expect {
     /// HTTP 200 and `RetCode` 0.
@@ -77,177 +212,92 @@ impl Expect {
 /// bodies alternate (a flip and its reverse).
 pub type Script = Vec<Bytes>;
 
-/// Everything one run measured. Only requests started inside the measured window count.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// Requests that got an HTTP answer.
-    pub answered: u64,
-    /// Answers that failed `Expect`.
-    pub rejected: u64,
-    /// Requests or connects that failed without an answer.
-    pub transport_errors: u64,
-    /// From the start of the window to the last recorded answer.
-    pub elapsed: Duration,
-    /// Latency of every answered request, nanoseconds, unsorted.
-    pub latencies: Vec<u64>,
-    pub first_error: Option<String>,
+/// A worker posting its script to one server over one keep-alive connection; a broken connection
+/// is replaced by a new one on the next step.
+pub struct FormPoster {
+    addr: SocketAddr,
+    host: HeaderValue,
+    sender: Option<SendRequest<Full<Bytes>>>,
+    script: Script,
+    next: usize,
+    expect: Expect,
 }
 
-impl Outcome {
-    /// Errors of both kinds, as the report counts them.
-    pub fn errors(&self) -> u64 {
-        self.rejected + self.transport_errors
+impl FormPoster {
+    /// One connected poster per script, all to `base_url` (`http://host:port`).
+    pub async fn connect_all(
+        base_url: &str,
+        scripts: Vec<Script>,
+        expect: Expect,
+    ) -> anyhow::Result<Vec<FormPoster>> {
+        anyhow::ensure!(
+            scripts.iter().all(|script| !script.is_empty()),
+            "every connection needs at least one body"
+        );
+        let authority = base_url
+            .strip_prefix("http://")
+            .with_context(|| format!("only http:// base URLs are supported: {base_url}"))?
+            .trim_end_matches('/');
+        let addr = tokio::net::lookup_host(authority)
+            .await
+            .with_context(|| format!("resolving {authority}"))?
+            .next()
+            .with_context(|| format!("{authority} resolves to no address"))?;
+        let host = HeaderValue::from_str(authority)?;
+        let mut posters = Vec::with_capacity(scripts.len());
+        for script in scripts {
+            let sender = connect(addr)
+                .await
+                .with_context(|| format!("connecting to {addr}"))?;
+            posters.push(FormPoster {
+                addr,
+                host: host.clone(),
+                sender: Some(sender),
+                script,
+                next: 0,
+                expect,
+            });
+        }
+        Ok(posters)
     }
+}
 
-    /// Successful answers per second.
-    pub fn rate(&self) -> f64 {
-        let ok = self.answered - self.rejected;
-        if self.elapsed.is_zero() {
-            0.0
-        } else {
-            ok as f64 / self.elapsed.as_secs_f64()
+impl Worker for FormPoster {
+    async fn step(&mut self) -> Step {
+        let sender = match &mut self.sender {
+            Some(sender) => sender,
+            None => match connect(self.addr).await {
+                Ok(fresh) => self.sender.insert(fresh),
+                Err(err) => {
+                    tokio::time::sleep(RECONNECT_BACKOFF).await;
+                    return Step::Failed(format!("connect: {err:#}"));
+                }
+            },
+        };
+        let body = self.script[self.next % self.script.len()].clone();
+        self.next += 1;
+        match send(sender, &self.host, body).await {
+            Ok((status, answer)) => match self.expect.check(status, &answer) {
+                Ok(()) => Step::Ok,
+                Err(why) => Step::Rejected(why),
+            },
+            Err(err) => {
+                self.sender = None;
+                Step::Failed(format!("transport: {err:#}"))
+            }
         }
     }
 }
 
-/// Drives `base_url` (`http://host:port`) with one connection per script.
+/// Drives `base_url` with one `FormPoster` per script.
 pub async fn run(
     base_url: &str,
     scripts: Vec<Script>,
     expect: Expect,
     timing: Timing,
 ) -> anyhow::Result<Outcome> {
-    anyhow::ensure!(!scripts.is_empty(), "no connections to run");
-    anyhow::ensure!(
-        scripts.iter().all(|script| !script.is_empty()),
-        "every connection needs at least one body"
-    );
-    let authority = base_url
-        .strip_prefix("http://")
-        .with_context(|| format!("only http:// base URLs are supported: {base_url}"))?
-        .trim_end_matches('/');
-    let addr = tokio::net::lookup_host(authority)
-        .await
-        .with_context(|| format!("resolving {authority}"))?
-        .next()
-        .with_context(|| format!("{authority} resolves to no address"))?;
-    let host = HeaderValue::from_str(authority)?;
-
-    // Every connection is up before the clock starts, so connects are not measured.
-    let mut senders = Vec::with_capacity(scripts.len());
-    for _ in &scripts {
-        senders.push(
-            connect(addr)
-                .await
-                .with_context(|| format!("connecting to {addr}"))?,
-        );
-    }
-    let start = Instant::now();
-    let window = Window {
-        from: start + timing.warmup,
-        until: start + timing.warmup + timing.duration,
-    };
-    let mut tasks = JoinSet::new();
-    for (script, sender) in scripts.into_iter().zip(senders) {
-        let host = host.clone();
-        tasks.spawn(connection_task(addr, host, sender, script, expect, window));
-    }
-    let mut total = Outcome::default();
-    let mut last_done = window.from;
-    while let Some(joined) = tasks.join_next().await {
-        let part = joined.context("a load task panicked")?;
-        total.answered += part.outcome.answered;
-        total.rejected += part.outcome.rejected;
-        total.transport_errors += part.outcome.transport_errors;
-        total.latencies.extend(part.outcome.latencies);
-        if total.first_error.is_none() {
-            total.first_error = part.outcome.first_error;
-        }
-        if let Some(done) = part.last_done {
-            last_done = last_done.max(done);
-        }
-    }
-    total.elapsed = if last_done > window.from {
-        last_done - window.from
-    } else {
-        timing.duration
-    };
-    Ok(total)
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    from: Instant,
-    until: Instant,
-}
-
-struct TaskOutcome {
-    outcome: Outcome,
-    last_done: Option<Instant>,
-}
-
-async fn connection_task(
-    addr: SocketAddr,
-    host: HeaderValue,
-    sender: SendRequest<Full<Bytes>>,
-    script: Script,
-    expect: Expect,
-    window: Window,
-) -> TaskOutcome {
-    let mut sender = Some(sender);
-    let mut outcome = Outcome::default();
-    let mut last_done = None;
-    let mut next = 0;
-    loop {
-        let started = Instant::now();
-        if started >= window.until {
-            break;
-        }
-        let measured = started >= window.from;
-        let Some(live) = sender.as_mut() else {
-            match connect(addr).await {
-                Ok(fresh) => sender = Some(fresh),
-                Err(err) => {
-                    if measured {
-                        outcome.transport_errors += 1;
-                        outcome
-                            .first_error
-                            .get_or_insert(format!("connect: {err:#}"));
-                    }
-                    tokio::time::sleep(RECONNECT_BACKOFF).await;
-                }
-            }
-            continue;
-        };
-        let body = script[next % script.len()].clone();
-        next += 1;
-        match send(live, &host, body).await {
-            Ok((status, answer)) => {
-                let done = Instant::now();
-                if measured {
-                    outcome.answered += 1;
-                    outcome
-                        .latencies
-                        .push(u64::try_from((done - started).as_nanos()).unwrap_or(u64::MAX));
-                    last_done = Some(done);
-                    if let Err(why) = expect.check(status, &answer) {
-                        outcome.rejected += 1;
-                        outcome.first_error.get_or_insert(why);
-                    }
-                }
-            }
-            Err(err) => {
-                if measured {
-                    outcome.transport_errors += 1;
-                    outcome
-                        .first_error
-                        .get_or_insert(format!("transport: {err:#}"));
-                }
-                sender = None;
-            }
-        }
-    }
-    TaskOutcome { outcome, last_done }
+    let posters = FormPoster::connect_all(base_url, scripts, expect).await?;
+    drive(posters, timing).await
 }
 
 async fn connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
@@ -292,5 +342,41 @@ mod tests {
         let why = Expect::RetCodeZero.check(200, failed).unwrap_err();
         assert!(why.contains("4079") && why.contains("not found"), "{why}");
         assert!(Expect::RetCodeZero.check(200, b"<html>").is_err());
+    }
+
+    /// A worker that answers after a fixed pause, wrongly every third time.
+    struct Fake {
+        calls: u64,
+    }
+
+    impl Worker for Fake {
+        async fn step(&mut self) -> Step {
+            self.calls += 1;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            if self.calls.is_multiple_of(3) {
+                Step::Rejected("third".into())
+            } else {
+                Step::Ok
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn drive_counts_only_the_window() {
+        let timing = Timing {
+            warmup: Duration::from_millis(20),
+            duration: Duration::from_millis(60),
+        };
+        let outcome = drive(vec![Fake { calls: 0 }, Fake { calls: 0 }], timing)
+            .await
+            .unwrap();
+        assert!(outcome.answered > 0);
+        assert_eq!(outcome.latencies.len() as u64, outcome.answered);
+        assert!(outcome.rejected > 0 && outcome.rejected < outcome.answered);
+        assert_eq!(outcome.transport_errors, 0);
+        assert_eq!(outcome.first_error.as_deref(), Some("third"));
+        // Every recorded step took at least the fake's 1 ms pause.
+        assert!(outcome.latencies.iter().all(|&nanos| nanos >= 1_000_000));
+        assert!(outcome.elapsed >= Duration::from_millis(50));
     }
 }
