@@ -11,6 +11,7 @@ use super::{
 use crate::model::{Attrs, Binding, BindingRole, LbKind, Scope};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
+use std::slice::from_ref;
 use zeroize::Zeroizing;
 
 /// What a backend provides to the suite.
@@ -128,7 +129,14 @@ impl<'a> Env<'a> {
             .id
     }
 
-    fn listener(&self, kind: LbKind, lb: &str, protocol: &str, port: u16, default: Option<&str>) -> String {
+    fn listener(
+        &self,
+        kind: LbKind,
+        lb: &str,
+        protocol: &str,
+        port: u16,
+        default: Option<&str>,
+    ) -> String {
         self.store
             .create_listener(&self.scope, kind, lb, new_listener(protocol, port, default))
             .unwrap()
@@ -184,7 +192,13 @@ impl<'a> Env<'a> {
             == 1
     }
 
-    fn replace(&self, old: &str, new: &str, lb: Option<&str>, listener: Option<&str>) -> StoreResult<BindingChange> {
+    fn replace(
+        &self,
+        old: &str,
+        new: &str,
+        lb: Option<&str>,
+        listener: Option<&str>,
+    ) -> StoreResult<BindingChange> {
         self.store.replace_certificate(
             &self.scope,
             old,
@@ -230,12 +244,18 @@ pub(crate) fn accounts_projects_and_keys(h: &dyn Harness) {
 
     let second = store.create_project("alice", "staging").unwrap();
     assert!(second.starts_with("org-") && second != main.project_id);
-    assert_err!(store.create_project("nobody", "x"), StoreError::NotFound { kind: Resource::Account, .. });
+    assert_err!(
+        store.create_project("nobody", "x"),
+        StoreError::NotFound {
+            kind: Resource::Account,
+            ..
+        }
+    );
     let key = store.lookup_key(&main.public_key).unwrap().unwrap();
     assert_eq!(key.projects, vec![main.project_id.clone(), second.clone()]);
 
     // Sub keys see only their projects and default to one they may use.
-    let sub = store.create_sub_key("alice", &[second.clone()]).unwrap();
+    let sub = store.create_sub_key("alice", from_ref(&second)).unwrap();
     assert_eq!(sub.project_id, second);
     let sub_key = store.lookup_key(&sub.public_key).unwrap().unwrap();
     assert!(!sub_key.is_main);
@@ -249,10 +269,16 @@ pub(crate) fn accounts_projects_and_keys(h: &dyn Harness) {
     assert_eq!(plain_key.projects, vec![main.project_id.clone()]);
 
     let both = store
-        .create_sub_key("alice", &[second.clone(), main.project_id.clone(), second.clone()])
+        .create_sub_key(
+            "alice",
+            &[second.clone(), main.project_id.clone(), second.clone()],
+        )
         .unwrap();
     let both_key = store.lookup_key(&both.public_key).unwrap().unwrap();
-    assert_eq!(both_key.projects, vec![main.project_id.clone(), second.clone()]);
+    assert_eq!(
+        both_key.projects,
+        vec![main.project_id.clone(), second.clone()]
+    );
     assert_eq!(both_key.default_project, main.project_id);
 
     // Another account's project cannot be granted; nothing is created by the failed call.
@@ -261,7 +287,13 @@ pub(crate) fn accounts_projects_and_keys(h: &dyn Harness) {
         store.create_sub_key("alice", &[second.clone(), bob.project_id.clone()]),
         StoreError::NotFound { kind: Resource::Project, id } if id == bob.project_id
     );
-    assert_err!(store.create_sub_key("nobody", &[]), StoreError::NotFound { kind: Resource::Account, .. });
+    assert_err!(
+        store.create_sub_key("nobody", &[]),
+        StoreError::NotFound {
+            kind: Resource::Account,
+            ..
+        }
+    );
 
     let again = store.create_main_key("alice").unwrap();
     assert_ne!(again.public_key, main.public_key);
@@ -269,7 +301,13 @@ pub(crate) fn accounts_projects_and_keys(h: &dyn Harness) {
     let again_key = store.lookup_key(&again.public_key).unwrap().unwrap();
     assert!(again_key.is_main);
     assert_eq!(again_key.private_key.as_str(), again.private_key);
-    assert_err!(store.create_main_key("nobody"), StoreError::NotFound { kind: Resource::Account, .. });
+    assert_err!(
+        store.create_main_key("nobody"),
+        StoreError::NotFound {
+            kind: Resource::Account,
+            ..
+        }
+    );
     // The old key keeps working.
     assert!(store.lookup_key(&main.public_key).unwrap().is_some());
 }
@@ -288,7 +326,10 @@ pub(crate) fn other_accounts_projects_and_regions_see_nothing(h: &dyn Harness) {
 
     let cert = alice.cert("site");
     let (clb, vserver) = alice.vserver();
-    alice.store.bind_clb(&alice.scope, &clb, &vserver, &cert).unwrap();
+    alice
+        .store
+        .bind_clb(&alice.scope, &clb, &vserver, &cert)
+        .unwrap();
     let alb = alice.lb(LbKind::Alb);
     let als = alice.listener(LbKind::Alb, &alb, "HTTPS", 443, Some(&cert));
     let bob_cert = bob.cert("bob");
@@ -306,47 +347,93 @@ pub(crate) fn other_accounts_projects_and_regions_see_nothing(h: &dyn Harness) {
             .all(|view| view.certificate.id != cert));
         assert_err!(
             store.rename_certificate(&outsider.scope, &cert, "x"),
-            StoreError::NotFound { kind: Resource::Certificate, .. }
+            StoreError::NotFound {
+                kind: Resource::Certificate,
+                ..
+            }
         );
         assert_err!(
             store.delete_certificate(&outsider.scope, &cert),
-            StoreError::NotFound { kind: Resource::Certificate, .. }
+            StoreError::NotFound {
+                kind: Resource::Certificate,
+                ..
+            }
         );
         let lbs = store
-            .list_load_balancers(&outsider.scope, LbKind::Clb, &[clb.clone()], EVERYTHING)
+            .list_load_balancers(&outsider.scope, LbKind::Clb, from_ref(&clb), EVERYTHING)
             .unwrap();
         assert_eq!((lbs.total, lbs.items.len()), (0, 0));
         assert_err!(
-            store.update_load_balancer(&outsider.scope, LbKind::Clb, &clb, LoadBalancerPatch::default()),
-            StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+            store.update_load_balancer(
+                &outsider.scope,
+                LbKind::Clb,
+                &clb,
+                LoadBalancerPatch::default()
+            ),
+            StoreError::NotFound {
+                kind: Resource::LoadBalancer,
+                ..
+            }
         );
         assert_err!(
             store.delete_load_balancer(&outsider.scope, LbKind::Alb, &alb),
-            StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+            StoreError::NotFound {
+                kind: Resource::LoadBalancer,
+                ..
+            }
         );
         assert_err!(
-            store.list_listeners(&outsider.scope, LbKind::Clb, None, Some(&vserver), EVERYTHING),
-            StoreError::NotFound { kind: Resource::Listener, .. }
+            store.list_listeners(
+                &outsider.scope,
+                LbKind::Clb,
+                None,
+                Some(&vserver),
+                EVERYTHING
+            ),
+            StoreError::NotFound {
+                kind: Resource::Listener,
+                ..
+            }
         );
         assert_err!(
             store.list_listeners(&outsider.scope, LbKind::Alb, Some(&alb), None, EVERYTHING),
-            StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+            StoreError::NotFound {
+                kind: Resource::LoadBalancer,
+                ..
+            }
         );
         assert_err!(
-            store.create_listener(&outsider.scope, LbKind::Clb, &clb, new_listener("HTTP", 80, None)),
-            StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+            store.create_listener(
+                &outsider.scope,
+                LbKind::Clb,
+                &clb,
+                new_listener("HTTP", 80, None)
+            ),
+            StoreError::NotFound {
+                kind: Resource::LoadBalancer,
+                ..
+            }
         );
         assert_err!(
             store.unbind_clb(&outsider.scope, &clb, &vserver, &cert),
-            StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+            StoreError::NotFound {
+                kind: Resource::LoadBalancer,
+                ..
+            }
         );
         assert_err!(
             store.add_sni(&outsider.scope, &alb, &als, &[], 25),
-            StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+            StoreError::NotFound {
+                kind: Resource::LoadBalancer,
+                ..
+            }
         );
         assert_err!(
             outsider.replace(&cert, &cert, None, None),
-            StoreError::NotFound { kind: Resource::Certificate, .. }
+            StoreError::NotFound {
+                kind: Resource::Certificate,
+                ..
+            }
         );
     }
     // Resources of the outsider cannot be pulled into Alice's scope either.
@@ -360,27 +447,48 @@ pub(crate) fn other_accounts_projects_and_regions_see_nothing(h: &dyn Harness) {
         StoreError::NotFound { kind: Resource::Certificate, id } if id == bob_cert
     );
     assert_err!(
-        store.create_certificate(&alice.elsewhere("org-doesnotexist", "sg").scope, new_certificate("x")),
-        StoreError::NotFound { kind: Resource::Project, .. }
+        store.create_certificate(
+            &alice.elsewhere("org-doesnotexist", "sg").scope,
+            new_certificate("x")
+        ),
+        StoreError::NotFound {
+            kind: Resource::Project,
+            ..
+        }
     );
     assert_eq!(
-        store.describe_certificates(&forged.scope, Some(&bob_cert), EVERYTHING).unwrap().total,
+        store
+            .describe_certificates(&forged.scope, Some(&bob_cert), EVERYTHING)
+            .unwrap()
+            .total,
         0
     );
     assert_err!(
         store.create_load_balancer(&forged.scope, new_lb(LbKind::Clb, "x")),
-        StoreError::NotFound { kind: Resource::Project, .. }
+        StoreError::NotFound {
+            kind: Resource::Project,
+            ..
+        }
     );
     assert_err!(
         store.create_certificate(&forged.scope, new_certificate("x")),
-        StoreError::NotFound { kind: Resource::Project, .. }
+        StoreError::NotFound {
+            kind: Resource::Project,
+            ..
+        }
     );
     assert_eq!(
-        store.describe_certificates(&forged.scope, None, EVERYTHING).unwrap().total,
+        store
+            .describe_certificates(&forged.scope, None, EVERYTHING)
+            .unwrap()
+            .total,
         0
     );
     assert_eq!(
-        store.describe_certificates(&bob.scope, None, EVERYTHING).unwrap().total,
+        store
+            .describe_certificates(&bob.scope, None, EVERYTHING)
+            .unwrap()
+            .total,
         1
     );
     // Nothing above changed Alice's view.
@@ -397,44 +505,74 @@ pub(crate) fn kind_mismatch_is_absent(h: &dyn Harness) {
 
     assert_err!(
         store.update_load_balancer(s, LbKind::Alb, &clb, LoadBalancerPatch::default()),
-        StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+        StoreError::NotFound {
+            kind: Resource::LoadBalancer,
+            ..
+        }
     );
     assert_err!(
         store.delete_load_balancer(s, LbKind::Clb, &alb),
-        StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+        StoreError::NotFound {
+            kind: Resource::LoadBalancer,
+            ..
+        }
     );
     assert_eq!(
-        store.list_load_balancers(s, LbKind::Alb, &[clb.clone()], EVERYTHING).unwrap().total,
+        store
+            .list_load_balancers(s, LbKind::Alb, from_ref(&clb), EVERYTHING)
+            .unwrap()
+            .total,
         0
     );
     assert_err!(
         store.list_listeners(s, LbKind::Alb, None, Some(&vserver), EVERYTHING),
-        StoreError::NotFound { kind: Resource::Listener, .. }
+        StoreError::NotFound {
+            kind: Resource::Listener,
+            ..
+        }
     );
     assert_err!(
         store.create_listener(s, LbKind::Alb, &clb, new_listener("HTTP", 80, None)),
-        StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+        StoreError::NotFound {
+            kind: Resource::LoadBalancer,
+            ..
+        }
     );
     assert_err!(
         store.bind_clb(s, &alb, &als, &cert),
-        StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+        StoreError::NotFound {
+            kind: Resource::LoadBalancer,
+            ..
+        }
     );
     assert_err!(
-        store.add_sni(s, &clb, &vserver, &[cert.clone()], 25),
-        StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+        store.add_sni(s, &clb, &vserver, from_ref(&cert), 25),
+        StoreError::NotFound {
+            kind: Resource::LoadBalancer,
+            ..
+        }
     );
     assert_err!(
-        store.delete_sni(s, &clb, &vserver, &[cert.clone()]),
-        StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+        store.delete_sni(s, &clb, &vserver, from_ref(&cert)),
+        StoreError::NotFound {
+            kind: Resource::LoadBalancer,
+            ..
+        }
     );
     assert_err!(
         store.delete_listener(s, LbKind::Alb, &clb, &vserver),
-        StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+        StoreError::NotFound {
+            kind: Resource::LoadBalancer,
+            ..
+        }
     );
     // Ids are looked up, never parsed: an id that merely looks right is still absent.
     assert_err!(
         store.bind_clb(s, "ulb-00000000", &vserver, &cert),
-        StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+        StoreError::NotFound {
+            kind: Resource::LoadBalancer,
+            ..
+        }
     );
 }
 
@@ -445,7 +583,11 @@ pub(crate) fn certificate_crud_and_paging(h: &dyn Harness) {
     let env = Env::account(&*store, "alice", "sg");
     let s = &env.scope;
     let created: Vec<_> = (0..5)
-        .map(|i| store.create_certificate(s, new_certificate(&format!("c{i}"))).unwrap())
+        .map(|i| {
+            store
+                .create_certificate(s, new_certificate(&format!("c{i}")))
+                .unwrap()
+        })
         .collect();
     let ids: Vec<String> = created.iter().map(|c| c.id.clone()).collect();
     assert!(ids.iter().all(|id| id.starts_with("ssl-")));
@@ -453,23 +595,67 @@ pub(crate) fn certificate_crud_and_paging(h: &dyn Harness) {
     // Another region's certificates do not count.
     env.elsewhere(&s.project_id, "hk").cert("other-region");
 
-    let page = store.describe_certificates(s, None, Paging { offset: 0, limit: 2 }).unwrap();
+    let page = store
+        .describe_certificates(
+            s,
+            None,
+            Paging {
+                offset: 0,
+                limit: 2,
+            },
+        )
+        .unwrap();
     assert_eq!(page.total, 5);
     assert_eq!(
-        page.items.iter().map(|v| v.certificate.id.clone()).collect::<Vec<_>>(),
+        page.items
+            .iter()
+            .map(|v| v.certificate.id.clone())
+            .collect::<Vec<_>>(),
         ids[..2]
     );
-    let page = store.describe_certificates(s, None, Paging { offset: 2, limit: 2 }).unwrap();
+    let page = store
+        .describe_certificates(
+            s,
+            None,
+            Paging {
+                offset: 2,
+                limit: 2,
+            },
+        )
+        .unwrap();
     assert_eq!(
-        page.items.iter().map(|v| v.certificate.id.clone()).collect::<Vec<_>>(),
+        page.items
+            .iter()
+            .map(|v| v.certificate.id.clone())
+            .collect::<Vec<_>>(),
         ids[2..4]
     );
-    let page = store.describe_certificates(s, None, Paging { offset: 4, limit: 100 }).unwrap();
+    let page = store
+        .describe_certificates(
+            s,
+            None,
+            Paging {
+                offset: 4,
+                limit: 100,
+            },
+        )
+        .unwrap();
     assert_eq!((page.total, page.items.len()), (5, 1));
-    let page = store.describe_certificates(s, None, Paging { offset: 10, limit: 100 }).unwrap();
+    let page = store
+        .describe_certificates(
+            s,
+            None,
+            Paging {
+                offset: 10,
+                limit: 100,
+            },
+        )
+        .unwrap();
     assert_eq!((page.total, page.items.len()), (5, 0));
 
-    let one = store.describe_certificates(s, Some(&ids[1]), EVERYTHING).unwrap();
+    let one = store
+        .describe_certificates(s, Some(&ids[1]), EVERYTHING)
+        .unwrap();
     assert_eq!(one.total, 1);
     let view = &one.items[0];
     let expected = new_certificate("c1");
@@ -484,30 +670,46 @@ pub(crate) fn certificate_crud_and_paging(h: &dyn Harness) {
     );
     assert_eq!(view.certificate.created_at, created[1].created_at);
     assert!(view.bindings.is_empty());
-    let unknown = store.describe_certificates(s, Some("ssl-unknown1"), EVERYTHING).unwrap();
+    let unknown = store
+        .describe_certificates(s, Some("ssl-unknown1"), EVERYTHING)
+        .unwrap();
     assert_eq!((unknown.total, unknown.items.len()), (0, 0));
 
     store.rename_certificate(s, &ids[1], "renamed").unwrap();
-    let renamed = store.describe_certificates(s, Some(&ids[1]), EVERYTHING).unwrap();
+    let renamed = store
+        .describe_certificates(s, Some(&ids[1]), EVERYTHING)
+        .unwrap();
     assert_eq!(renamed.items[0].certificate.name, "renamed");
     assert_err!(
         store.rename_certificate(s, "ssl-unknown1", "x"),
-        StoreError::NotFound { kind: Resource::Certificate, .. }
+        StoreError::NotFound {
+            kind: Resource::Certificate,
+            ..
+        }
     );
 
     let material = store.certificate_material(&ids[2]).unwrap();
-    assert_eq!(material.key_pem.as_str(), new_certificate("c2").key_pem.as_str());
+    assert_eq!(
+        material.key_pem.as_str(),
+        new_certificate("c2").key_pem.as_str()
+    );
     assert_eq!(material.chain_pem, new_certificate("c2").chain_pem);
     assert_err!(
         store.certificate_material("ssl-unknown1"),
-        StoreError::NotFound { kind: Resource::Certificate, .. }
+        StoreError::NotFound {
+            kind: Resource::Certificate,
+            ..
+        }
     );
 
     store.delete_certificate(s, &ids[0]).unwrap();
     assert!(!env.cert_exists(&ids[0]));
     assert_err!(
         store.delete_certificate(s, &ids[0]),
-        StoreError::NotFound { kind: Resource::Certificate, .. }
+        StoreError::NotFound {
+            kind: Resource::Certificate,
+            ..
+        }
     );
     let page = store.describe_certificates(s, None, EVERYTHING).unwrap();
     assert_eq!(page.total, 4);
@@ -553,13 +755,26 @@ pub(crate) fn clb_binding_rules(h: &dyn Harness) {
     );
 
     store.bind_clb(s, &clb, &vserver, &cert).unwrap();
-    assert_eq!(env.certs_on(LbKind::Clb, &vserver), vec![(cert.clone(), BindingRole::Clb)]);
+    assert_eq!(
+        env.certs_on(LbKind::Clb, &vserver),
+        vec![(cert.clone(), BindingRole::Clb)]
+    );
     let bindings = env.bindings_of(&cert);
     assert_eq!(bindings.len(), 1);
     let binding = &bindings[0];
     assert_eq!(
-        (binding.lb_id.as_str(), binding.listener_id.as_str(), binding.lb_kind, binding.role),
-        (clb.as_str(), vserver.as_str(), LbKind::Clb, BindingRole::Clb)
+        (
+            binding.lb_id.as_str(),
+            binding.listener_id.as_str(),
+            binding.lb_kind,
+            binding.role
+        ),
+        (
+            clb.as_str(),
+            vserver.as_str(),
+            LbKind::Clb,
+            BindingRole::Clb
+        )
     );
     assert_eq!(binding.lb_name, "lb");
     assert_eq!(binding.listener_name, "HTTPS-443");
@@ -587,9 +802,15 @@ pub(crate) fn clb_binding_rules(h: &dyn Harness) {
     );
     store.unbind_clb(s, &clb, &vserver, &cert).unwrap();
     assert!(env.certs_on(LbKind::Clb, &vserver).is_empty());
-    assert_err!(store.unbind_clb(s, &clb, &vserver, &cert), StoreError::NotBound { .. });
+    assert_err!(
+        store.unbind_clb(s, &clb, &vserver, &cert),
+        StoreError::NotBound { .. }
+    );
     store.bind_clb(s, &clb, &vserver, &other).unwrap();
-    assert_eq!(env.certs_on(LbKind::Clb, &vserver), vec![(other.clone(), BindingRole::Clb)]);
+    assert_eq!(
+        env.certs_on(LbKind::Clb, &vserver),
+        vec![(other.clone(), BindingRole::Clb)]
+    );
 }
 
 // ---- ALB bindings ----
@@ -607,11 +828,22 @@ pub(crate) fn alb_default_and_sni_rules(h: &dyn Harness) {
         StoreError::NotHttps(_)
     );
     assert_err!(
-        store.create_listener(s, LbKind::Alb, &alb, new_listener("HTTPS", 443, Some("ssl-nothere1"))),
-        StoreError::NotFound { kind: Resource::Certificate, .. }
+        store.create_listener(
+            s,
+            LbKind::Alb,
+            &alb,
+            new_listener("HTTPS", 443, Some("ssl-nothere1"))
+        ),
+        StoreError::NotFound {
+            kind: Resource::Certificate,
+            ..
+        }
     );
     assert_eq!(
-        store.list_listeners(s, LbKind::Alb, Some(&alb), None, EVERYTHING).unwrap().total,
+        store
+            .list_listeners(s, LbKind::Alb, Some(&alb), None, EVERYTHING)
+            .unwrap()
+            .total,
         0
     );
 
@@ -620,10 +852,15 @@ pub(crate) fn alb_default_and_sni_rules(h: &dyn Harness) {
     assert_eq!(view.listener.protocol, "HTTPS");
     assert_eq!(view.listener.lb_id, alb);
     assert_eq!(view.bindings.len(), 1);
-    assert_eq!((view.bindings[0].ssl_id.as_str(), view.bindings[0].role), (c1.as_str(), BindingRole::AlbDefault));
+    assert_eq!(
+        (view.bindings[0].ssl_id.as_str(), view.bindings[0].role),
+        (c1.as_str(), BindingRole::AlbDefault)
+    );
     let http = env.listener(LbKind::Alb, &alb, "HTTP", 80, None);
 
-    store.add_sni(s, &alb, &als, &[c2.clone(), c3.clone()], 3).unwrap();
+    store
+        .add_sni(s, &alb, &als, &[c2.clone(), c3.clone()], 3)
+        .unwrap();
     assert_eq!(
         env.certs_on(LbKind::Alb, &als),
         vec![
@@ -632,8 +869,16 @@ pub(crate) fn alb_default_and_sni_rules(h: &dyn Harness) {
             (c3.clone(), BindingRole::AlbSni),
         ]
     );
-    let seqs: Vec<i64> = env.view(LbKind::Alb, &als).bindings.iter().map(|b| b.seq).collect();
-    assert!(seqs[0] < seqs[1] && seqs[1] < seqs[2], "bind order is seq order: {seqs:?}");
+    let seqs: Vec<i64> = env
+        .view(LbKind::Alb, &als)
+        .bindings
+        .iter()
+        .map(|b| b.seq)
+        .collect();
+    assert!(
+        seqs[0] < seqs[1] && seqs[1] < seqs[2],
+        "bind order is seq order: {seqs:?}"
+    );
 
     assert_err!(
         store.add_sni(s, &alb, &als, &[c4.clone(), c4.clone()], 25),
@@ -644,40 +889,49 @@ pub(crate) fn alb_default_and_sni_rules(h: &dyn Harness) {
         StoreError::AlreadyBound { ssl_id, .. } if ssl_id == c1
     );
     assert_err!(
-        store.add_sni(s, &alb, &als, &[c2.clone()], 25),
+        store.add_sni(s, &alb, &als, from_ref(&c2), 25),
         StoreError::AlreadyBound { ssl_id, .. } if ssl_id == c2
     );
     assert_err!(
         store.add_sni(s, &alb, &als, &[c4.clone(), c5.clone()], 3),
-        StoreError::Quota { what: "extension certificates per listener", limit: 3 }
+        StoreError::Quota {
+            what: "extension certificates per listener",
+            limit: 3
+        }
     );
     assert_err!(
         store.add_sni(s, &alb, &als, &[c4.clone(), "ssl-nothere1".to_string()], 25),
         StoreError::NotFound { kind: Resource::Certificate, id } if id == "ssl-nothere1"
     );
     assert_err!(
-        store.add_sni(s, &alb, &http, &[c4.clone()], 25),
+        store.add_sni(s, &alb, &http, from_ref(&c4), 25),
         StoreError::NotHttps(id) if id == http
     );
     // None of the failed calls bound c4.
     assert!(env.bindings_of(&c4).is_empty());
-    store.add_sni(s, &alb, &als, &[c4.clone()], 3).unwrap();
+    store.add_sni(s, &alb, &als, from_ref(&c4), 3).unwrap();
     assert_err!(
-        store.add_sni(s, &alb, &als, &[c5.clone()], 3),
+        store.add_sni(s, &alb, &als, from_ref(&c5), 3),
         StoreError::Quota { limit: 3, .. }
     );
     store.add_sni(s, &alb, &als, &[], 3).unwrap();
 
     assert_err!(
-        store.delete_sni(s, &alb, &als, &[c1.clone()]),
+        store.delete_sni(s, &alb, &als, from_ref(&c1)),
         StoreError::DefaultCertificate(id) if id == c1
     );
     assert_err!(
         store.delete_sni(s, &alb, &als, &[c2.clone(), c5.clone()]),
         StoreError::NotBound { ssl_id, listener_id } if ssl_id == c5 && listener_id == als
     );
-    assert_eq!(env.certs_on(LbKind::Alb, &als).len(), 4, "a failed delete removes nothing");
-    store.delete_sni(s, &alb, &als, &[c2.clone(), c2.clone()]).unwrap();
+    assert_eq!(
+        env.certs_on(LbKind::Alb, &als).len(),
+        4,
+        "a failed delete removes nothing"
+    );
+    store
+        .delete_sni(s, &alb, &als, &[c2.clone(), c2.clone()])
+        .unwrap();
     assert_eq!(
         env.certs_on(LbKind::Alb, &als),
         vec![
@@ -692,7 +946,9 @@ pub(crate) fn alb_default_and_sni_rules(h: &dyn Harness) {
         default_certificate: Some(ssl.to_string()),
         ..ListenerPatch::default()
     };
-    store.update_listener(s, LbKind::Alb, &alb, &als, patch(&c5)).unwrap();
+    store
+        .update_listener(s, LbKind::Alb, &alb, &als, patch(&c5))
+        .unwrap();
     assert_eq!(
         env.certs_on(LbKind::Alb, &als),
         vec![
@@ -702,7 +958,9 @@ pub(crate) fn alb_default_and_sni_rules(h: &dyn Harness) {
         ]
     );
     assert!(env.bindings_of(&c1).is_empty());
-    store.update_listener(s, LbKind::Alb, &alb, &als, patch(&c5)).unwrap();
+    store
+        .update_listener(s, LbKind::Alb, &alb, &als, patch(&c5))
+        .unwrap();
     // An SNI certificate cannot also become the default (documented choice: refuse).
     assert_err!(
         store.update_listener(s, LbKind::Alb, &alb, &als, patch(&c3)),
@@ -714,9 +972,15 @@ pub(crate) fn alb_default_and_sni_rules(h: &dyn Harness) {
     );
     assert_err!(
         store.update_listener(s, LbKind::Alb, &alb, &als, patch("ssl-nothere1")),
-        StoreError::NotFound { kind: Resource::Certificate, .. }
+        StoreError::NotFound {
+            kind: Resource::Certificate,
+            ..
+        }
     );
-    assert_eq!(env.certs_on(LbKind::Alb, &als)[0], (c5.clone(), BindingRole::AlbDefault));
+    assert_eq!(
+        env.certs_on(LbKind::Alb, &als)[0],
+        (c5.clone(), BindingRole::AlbDefault)
+    );
 }
 
 // ---- UpdateSSLBinding ----
@@ -743,7 +1007,8 @@ struct ReplaceWorld {
 fn replace_world(env: &Env<'_>) -> ReplaceWorld {
     let s = &env.scope;
     let store = env.store;
-    let [old, new, keep, sni, default] = ["old", "new", "keep", "sni", "default"].map(|n| env.cert(n));
+    let [old, new, keep, sni, default] =
+        ["old", "new", "keep", "sni", "default"].map(|n| env.cert(n));
     let ulb = env.lb(LbKind::Clb);
     let v1 = env.listener(LbKind::Clb, &ulb, "HTTPS", 443, None);
     let v2 = env.listener(LbKind::Clb, &ulb, "HTTPS", 8443, None);
@@ -753,12 +1018,27 @@ fn replace_world(env: &Env<'_>) -> ReplaceWorld {
     store.bind_clb(s, &ulb, &v3, &keep).unwrap();
     let a1 = env.lb(LbKind::Alb);
     let x1 = env.listener(LbKind::Alb, &a1, "HTTPS", 443, Some(&old));
-    store.add_sni(s, &a1, &x1, &[sni.clone()], 25).unwrap();
+    store.add_sni(s, &a1, &x1, from_ref(&sni), 25).unwrap();
     let x2 = env.listener(LbKind::Alb, &a1, "HTTPS", 8443, Some(&default));
-    store.add_sni(s, &a1, &x2, &[old.clone()], 25).unwrap();
+    store.add_sni(s, &a1, &x2, from_ref(&old), 25).unwrap();
     let a2 = env.lb(LbKind::Alb);
     let y1 = env.listener(LbKind::Alb, &a2, "HTTPS", 443, Some(&old));
-    ReplaceWorld { old, new, keep, sni, default, ulb, v1, v2, v3, a1, x1, x2, a2, y1 }
+    ReplaceWorld {
+        old,
+        new,
+        keep,
+        sni,
+        default,
+        ulb,
+        v1,
+        v2,
+        v3,
+        a1,
+        x1,
+        x2,
+        a2,
+        y1,
+    }
 }
 
 fn max_seq(env: &Env<'_>) -> i64 {
@@ -780,31 +1060,60 @@ pub(crate) fn replace_certificate_in_every_scope(h: &dyn Harness) {
     // Listener only (a CLB VServer, found by lookup).
     let before = max_seq(&env);
     let change = env.replace(&w.old, &w.new, None, Some(&w.v1)).unwrap();
-    assert_eq!((change.replaced, change.listener_ids.clone()), (1, vec![w.v1.clone()]));
-    assert_eq!(env.certs_on(LbKind::Clb, &w.v1), vec![(w.new.clone(), BindingRole::Clb)]);
-    assert!(env.view(LbKind::Clb, &w.v1).bindings[0].seq > before, "a replaced binding gets a fresh seq");
+    assert_eq!(
+        (change.replaced, change.listener_ids.clone()),
+        (1, vec![w.v1.clone()])
+    );
+    assert_eq!(
+        env.certs_on(LbKind::Clb, &w.v1),
+        vec![(w.new.clone(), BindingRole::Clb)]
+    );
+    assert!(
+        env.view(LbKind::Clb, &w.v1).bindings[0].seq > before,
+        "a replaced binding gets a fresh seq"
+    );
 
     // Load balancer only: both ALB listeners, each keeping its role.
     let change = env.replace(&w.old, &w.new, Some(&w.a1), None).unwrap();
     assert_eq!(change.replaced, 2);
-    assert_eq!(sorted(change.listener_ids), sorted(vec![w.x1.clone(), w.x2.clone()]));
+    assert_eq!(
+        sorted(change.listener_ids),
+        sorted(vec![w.x1.clone(), w.x2.clone()])
+    );
     assert_eq!(
         env.certs_on(LbKind::Alb, &w.x1),
-        vec![(w.new.clone(), BindingRole::AlbDefault), (w.sni.clone(), BindingRole::AlbSni)]
+        vec![
+            (w.new.clone(), BindingRole::AlbDefault),
+            (w.sni.clone(), BindingRole::AlbSni)
+        ]
     );
     assert_eq!(
         env.certs_on(LbKind::Alb, &w.x2),
-        vec![(w.default.clone(), BindingRole::AlbDefault), (w.new.clone(), BindingRole::AlbSni)]
+        vec![
+            (w.default.clone(), BindingRole::AlbDefault),
+            (w.new.clone(), BindingRole::AlbSni)
+        ]
     );
 
     // Both: the listener on that load balancer.
-    let change = env.replace(&w.old, &w.new, Some(&w.a2), Some(&w.y1)).unwrap();
-    assert_eq!((change.replaced, change.listener_ids), (1, vec![w.y1.clone()]));
-    assert_eq!(env.certs_on(LbKind::Alb, &w.y1), vec![(w.new.clone(), BindingRole::AlbDefault)]);
+    let change = env
+        .replace(&w.old, &w.new, Some(&w.a2), Some(&w.y1))
+        .unwrap();
+    assert_eq!(
+        (change.replaced, change.listener_ids),
+        (1, vec![w.y1.clone()])
+    );
+    assert_eq!(
+        env.certs_on(LbKind::Alb, &w.y1),
+        vec![(w.new.clone(), BindingRole::AlbDefault)]
+    );
 
     // Neither: whatever is left in the project and region.
     let change = env.replace(&w.old, &w.new, None, None).unwrap();
-    assert_eq!((change.replaced, change.listener_ids), (1, vec![w.v2.clone()]));
+    assert_eq!(
+        (change.replaced, change.listener_ids),
+        (1, vec![w.v2.clone()])
+    );
     assert!(env.bindings_of(&w.old).is_empty());
     let mut roles: Vec<(String, BindingRole)> = env
         .bindings_of(&w.new)
@@ -821,7 +1130,10 @@ pub(crate) fn replace_certificate_in_every_scope(h: &dyn Harness) {
     ];
     expected.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(roles, expected);
-    assert_eq!(env.certs_on(LbKind::Clb, &w.v3), vec![(w.keep.clone(), BindingRole::Clb)]);
+    assert_eq!(
+        env.certs_on(LbKind::Clb, &w.v3),
+        vec![(w.keep.clone(), BindingRole::Clb)]
+    );
 
     // A retried call (the SDKs retry UpdateSSLBinding) and old == new both succeed unchanged.
     let change = env.replace(&w.old, &w.new, None, None).unwrap();
@@ -832,7 +1144,10 @@ pub(crate) fn replace_certificate_in_every_scope(h: &dyn Harness) {
     // Zero matching bindings in a narrower scope: success, nothing replaced.
     let change = env.replace(&w.keep, &w.old, Some(&w.a1), None).unwrap();
     assert_eq!(change.replaced, 0);
-    assert_eq!(env.certs_on(LbKind::Clb, &w.v3), vec![(w.keep.clone(), BindingRole::Clb)]);
+    assert_eq!(
+        env.certs_on(LbKind::Clb, &w.v3),
+        vec![(w.keep.clone(), BindingRole::Clb)]
+    );
 }
 
 pub(crate) fn replace_certificate_validation(h: &dyn Harness) {
@@ -849,11 +1164,17 @@ pub(crate) fn replace_certificate_validation(h: &dyn Harness) {
     );
     assert_err!(
         env.replace(&w.old, &w.new, Some("alb-nothere1"), None),
-        StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+        StoreError::NotFound {
+            kind: Resource::LoadBalancer,
+            ..
+        }
     );
     assert_err!(
         env.replace(&w.old, &w.new, None, Some("als-nothere1")),
-        StoreError::NotFound { kind: Resource::Listener, .. }
+        StoreError::NotFound {
+            kind: Resource::Listener,
+            ..
+        }
     );
     assert_err!(
         env.replace(&w.old, &w.new, Some(&w.a2), Some(&w.x1)),
@@ -866,7 +1187,10 @@ pub(crate) fn replace_certificate_validation(h: &dyn Harness) {
     // old == new still validates what it is given.
     assert_err!(
         env.replace(&w.old, &w.old, Some("ulb-nothere1"), None),
-        StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+        StoreError::NotFound {
+            kind: Resource::LoadBalancer,
+            ..
+        }
     );
     assert_eq!(env.bindings_of(&w.old).len(), 5);
     assert!(env.bindings_of(&w.new).is_empty());
@@ -882,9 +1206,18 @@ pub(crate) fn replace_certificate_is_all_or_nothing(h: &dyn Harness) {
     let before: Vec<(String, Vec<(String, BindingRole)>)> = [&w.v1, &w.v2, &w.v3]
         .iter()
         .map(|id| ((*id).clone(), env.certs_on(LbKind::Clb, id)))
-        .chain([&w.x1, &w.x2, &w.y1].iter().map(|id| ((*id).clone(), env.certs_on(LbKind::Alb, id))))
+        .chain(
+            [&w.x1, &w.x2, &w.y1]
+                .iter()
+                .map(|id| ((*id).clone(), env.certs_on(LbKind::Alb, id))),
+        )
         .collect();
-    for (lb, listener) in [(None, None), (Some(&w.a1), None), (None, Some(&w.x1)), (Some(&w.a1), Some(&w.x1))] {
+    for (lb, listener) in [
+        (None, None),
+        (Some(&w.a1), None),
+        (None, Some(&w.x1)),
+        (Some(&w.a1), Some(&w.x1)),
+    ] {
         assert_err!(
             env.replace(&w.old, &w.sni, lb.map(String::as_str), listener.map(String::as_str)),
             StoreError::AlreadyBound { ssl_id, listener_id } if ssl_id == w.sni && listener_id == w.x1
@@ -898,7 +1231,11 @@ pub(crate) fn replace_certificate_is_all_or_nothing(h: &dyn Harness) {
     let after: Vec<(String, Vec<(String, BindingRole)>)> = before
         .iter()
         .map(|(id, _)| {
-            let kind = if id.starts_with("vserver-") { LbKind::Clb } else { LbKind::Alb };
+            let kind = if id.starts_with("vserver-") {
+                LbKind::Clb
+            } else {
+                LbKind::Alb
+            };
             (id.clone(), env.certs_on(kind, id))
         })
         .collect();
@@ -906,9 +1243,11 @@ pub(crate) fn replace_certificate_is_all_or_nothing(h: &dyn Harness) {
     // Outside the conflict the same replacement is fine.
     let change = env.replace(&w.old, &w.sni, Some(&w.ulb), None).unwrap();
     assert_eq!(change.replaced, 2);
-    let change = env.replace(&w.old, &w.sni, Some(&w.a2), Some(&w.y1)).unwrap();
+    let change = env
+        .replace(&w.old, &w.sni, Some(&w.a2), Some(&w.y1))
+        .unwrap();
     assert_eq!(change.replaced, 1);
-    store.delete_sni(s, &w.a1, &w.x1, &[w.sni.clone()]).unwrap();
+    store.delete_sni(s, &w.a1, &w.x1, from_ref(&w.sni)).unwrap();
     let change = env.replace(&w.old, &w.sni, None, None).unwrap();
     assert_eq!(change.replaced, 2);
     assert_eq!(
@@ -932,11 +1271,17 @@ pub(crate) fn deletes_refuse_in_use_and_cascade(h: &dyn Harness) {
             LbKind::Clb,
             &clb,
             &vserver,
-            vec![NewBackend { ip: "10.0.0.1".into(), port: 80, weight: 1, enabled: true, attrs: Attrs::new() }],
+            vec![NewBackend {
+                ip: "10.0.0.1".into(),
+                port: 80,
+                weight: 1,
+                enabled: true,
+                attrs: Attrs::new(),
+            }],
         )
         .unwrap();
     let (alb, als) = env.alb_listener(&c2);
-    store.add_sni(s, &alb, &als, &[c3.clone()], 25).unwrap();
+    store.add_sni(s, &alb, &als, from_ref(&c3), 25).unwrap();
     let als2 = env.listener(LbKind::Alb, &alb, "HTTPS", 8443, Some(&c3));
 
     for cert in [&c1, &c2, &c3] {
@@ -944,14 +1289,22 @@ pub(crate) fn deletes_refuse_in_use_and_cascade(h: &dyn Harness) {
         assert!(env.cert_exists(cert));
     }
 
-    store.delete_listener(s, LbKind::Clb, &clb, &vserver).unwrap();
+    store
+        .delete_listener(s, LbKind::Clb, &clb, &vserver)
+        .unwrap();
     assert_err!(
         store.list_listeners(s, LbKind::Clb, None, Some(&vserver), EVERYTHING),
-        StoreError::NotFound { kind: Resource::Listener, .. }
+        StoreError::NotFound {
+            kind: Resource::Listener,
+            ..
+        }
     );
     assert_err!(
         store.delete_listener(s, LbKind::Clb, &clb, &vserver),
-        StoreError::NotFound { kind: Resource::Listener, .. }
+        StoreError::NotFound {
+            kind: Resource::Listener,
+            ..
+        }
     );
     assert_err!(
         store.remove_backends(s, LbKind::Clb, &clb, &vserver, &[backends[0].id.clone()]),
@@ -969,10 +1322,19 @@ pub(crate) fn deletes_refuse_in_use_and_cascade(h: &dyn Harness) {
     store.delete_certificate(s, &c3).unwrap();
     assert_err!(
         store.delete_load_balancer(s, LbKind::Alb, &alb),
-        StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+        StoreError::NotFound {
+            kind: Resource::LoadBalancer,
+            ..
+        }
     );
     // The CLB itself is still there, with no listeners.
-    assert_eq!(store.list_listeners(s, LbKind::Clb, Some(&clb), None, EVERYTHING).unwrap().total, 0);
+    assert_eq!(
+        store
+            .list_listeners(s, LbKind::Clb, Some(&clb), None, EVERYTHING)
+            .unwrap()
+            .total,
+        0
+    );
 }
 
 pub(crate) fn listener_that_stops_being_https_drops_its_certificate(h: &dyn Harness) {
@@ -982,10 +1344,19 @@ pub(crate) fn listener_that_stops_being_https_drops_its_certificate(h: &dyn Harn
     let cert = env.cert("c");
     let (clb, vserver) = env.vserver();
     store.bind_clb(s, &clb, &vserver, &cert).unwrap();
-    let patch = ListenerPatch { protocol: Some("HTTP".into()), name: Some("plain".into()), ..ListenerPatch::default() };
-    store.update_listener(s, LbKind::Clb, &clb, &vserver, patch).unwrap();
+    let patch = ListenerPatch {
+        protocol: Some("HTTP".into()),
+        name: Some("plain".into()),
+        ..ListenerPatch::default()
+    };
+    store
+        .update_listener(s, LbKind::Clb, &clb, &vserver, patch)
+        .unwrap();
     let view = env.view(LbKind::Clb, &vserver);
-    assert_eq!((view.listener.protocol.as_str(), view.listener.name.as_str()), ("HTTP", "plain"));
+    assert_eq!(
+        (view.listener.protocol.as_str(), view.listener.name.as_str()),
+        ("HTTP", "plain")
+    );
     assert!(view.bindings.is_empty());
     store.delete_certificate(s, &cert).unwrap();
 }
@@ -1022,7 +1393,13 @@ pub(crate) fn load_balancer_crud_and_listing(h: &dyn Harness) {
     let created = store
         .create_load_balancer(
             s,
-            NewLoadBalancer { kind: LbKind::Clb, name: "web".into(), tag: "t".into(), remark: "r".into(), attrs: attrs.clone() },
+            NewLoadBalancer {
+                kind: LbKind::Clb,
+                name: "web".into(),
+                tag: "t".into(),
+                remark: "r".into(),
+                attrs: attrs.clone(),
+            },
         )
         .unwrap();
     assert!(created.id.starts_with("ulb-"));
@@ -1033,17 +1410,61 @@ pub(crate) fn load_balancer_crud_and_listing(h: &dyn Harness) {
     let albs: Vec<String> = (0..2).map(|_| env.lb(LbKind::Alb)).collect();
     assert!(albs.iter().all(|id| id.starts_with("alb-")));
 
-    let page = store.list_load_balancers(s, LbKind::Clb, &[], Paging { offset: 1, limit: 2 }).unwrap();
+    let page = store
+        .list_load_balancers(
+            s,
+            LbKind::Clb,
+            &[],
+            Paging {
+                offset: 1,
+                limit: 2,
+            },
+        )
+        .unwrap();
     assert_eq!(page.total, 5);
-    assert_eq!(page.items.iter().map(|lb| lb.id.clone()).collect::<Vec<_>>(), clbs[1..3]);
-    let page = store.list_load_balancers(s, LbKind::Alb, &[], EVERYTHING).unwrap();
-    assert_eq!(page.items.iter().map(|lb| lb.id.clone()).collect::<Vec<_>>(), albs);
-    let wanted = vec![clbs[3].clone(), "ulb-nothere1".into(), clbs[0].clone(), clbs[3].clone()];
-    let page = store.list_load_balancers(s, LbKind::Clb, &wanted, EVERYTHING).unwrap();
+    assert_eq!(
+        page.items
+            .iter()
+            .map(|lb| lb.id.clone())
+            .collect::<Vec<_>>(),
+        clbs[1..3]
+    );
+    let page = store
+        .list_load_balancers(s, LbKind::Alb, &[], EVERYTHING)
+        .unwrap();
+    assert_eq!(
+        page.items
+            .iter()
+            .map(|lb| lb.id.clone())
+            .collect::<Vec<_>>(),
+        albs
+    );
+    let wanted = vec![
+        clbs[3].clone(),
+        "ulb-nothere1".into(),
+        clbs[0].clone(),
+        clbs[3].clone(),
+    ];
+    let page = store
+        .list_load_balancers(s, LbKind::Clb, &wanted, EVERYTHING)
+        .unwrap();
     assert_eq!(page.total, 2);
-    assert_eq!(page.items.iter().map(|lb| lb.id.clone()).collect::<Vec<_>>(), vec![clbs[0].clone(), clbs[3].clone()]);
+    assert_eq!(
+        page.items
+            .iter()
+            .map(|lb| lb.id.clone())
+            .collect::<Vec<_>>(),
+        vec![clbs[0].clone(), clbs[3].clone()]
+    );
     let first = &page.items[0];
-    assert_eq!((first.name.as_str(), first.tag.as_str(), first.remark.as_str()), ("web", "t", "r"));
+    assert_eq!(
+        (
+            first.name.as_str(),
+            first.tag.as_str(),
+            first.remark.as_str()
+        ),
+        ("web", "t", "r")
+    );
     assert_eq!(first.attrs, attrs);
     assert_eq!(first.address, created.address);
 
@@ -1051,16 +1472,50 @@ pub(crate) fn load_balancer_crud_and_listing(h: &dyn Harness) {
     more.insert("ListenType".into(), "PacketsTransmit".into());
     more.insert("New".into(), "1".into());
     store
-        .update_load_balancer(s, LbKind::Clb, &clbs[0], LoadBalancerPatch { name: Some("renamed".into()), tag: None, remark: None, attrs: more })
+        .update_load_balancer(
+            s,
+            LbKind::Clb,
+            &clbs[0],
+            LoadBalancerPatch {
+                name: Some("renamed".into()),
+                tag: None,
+                remark: None,
+                attrs: more,
+            },
+        )
         .unwrap();
-    let lb = store.list_load_balancers(s, LbKind::Clb, &[clbs[0].clone()], EVERYTHING).unwrap().items.remove(0);
-    assert_eq!((lb.name.as_str(), lb.tag.as_str(), lb.remark.as_str()), ("renamed", "t", "r"));
-    assert_eq!(lb.attrs.get("ListenType").map(String::as_str), Some("PacketsTransmit"));
+    let lb = store
+        .list_load_balancers(s, LbKind::Clb, &[clbs[0].clone()], EVERYTHING)
+        .unwrap()
+        .items
+        .remove(0);
+    assert_eq!(
+        (lb.name.as_str(), lb.tag.as_str(), lb.remark.as_str()),
+        ("renamed", "t", "r")
+    );
+    assert_eq!(
+        lb.attrs.get("ListenType").map(String::as_str),
+        Some("PacketsTransmit")
+    );
     assert_eq!(lb.attrs.get("New").map(String::as_str), Some("1"));
-    assert_eq!(lb.attrs.get("Odd&Key=").map(String::as_str), Some("value with spaces+plus"));
+    assert_eq!(
+        lb.attrs.get("Odd&Key=").map(String::as_str),
+        Some("value with spaces+plus")
+    );
 
-    assert_eq!(store.delete_load_balancer(s, LbKind::Clb, &clbs[1]).unwrap(), Vec::<String>::new());
-    assert_eq!(store.list_load_balancers(s, LbKind::Clb, &[], EVERYTHING).unwrap().total, 4);
+    assert_eq!(
+        store
+            .delete_load_balancer(s, LbKind::Clb, &clbs[1])
+            .unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store
+            .list_load_balancers(s, LbKind::Clb, &[], EVERYTHING)
+            .unwrap()
+            .total,
+        4
+    );
 }
 
 pub(crate) fn listener_views_and_backends(h: &dyn Harness) {
@@ -1072,44 +1527,133 @@ pub(crate) fn listener_views_and_backends(h: &dyn Harness) {
     let mut attrs = Attrs::new();
     attrs.insert("IdleTimeout".into(), "60".into());
     let als = store
-        .create_listener(s, LbKind::Alb, &alb, NewListener { attrs: attrs.clone(), ..new_listener("HTTPS", 443, Some(&d)) })
+        .create_listener(
+            s,
+            LbKind::Alb,
+            &alb,
+            NewListener {
+                attrs: attrs.clone(),
+                ..new_listener("HTTPS", 443, Some(&d))
+            },
+        )
         .unwrap();
-    assert_eq!((als.kind, als.port, als.attrs.clone()), (LbKind::Alb, 443, attrs));
-    store.add_sni(s, &alb, &als.id, &[s2.clone()], 25).unwrap();
-    store.add_sni(s, &alb, &als.id, &[s1.clone()], 25).unwrap();
+    assert_eq!(
+        (als.kind, als.port, als.attrs.clone()),
+        (LbKind::Alb, 443, attrs)
+    );
+    store.add_sni(s, &alb, &als.id, from_ref(&s2), 25).unwrap();
+    store.add_sni(s, &alb, &als.id, from_ref(&s1), 25).unwrap();
     // Replacing the default later gives it the highest seq, yet it is still listed first.
     store
-        .update_listener(s, LbKind::Alb, &alb, &als.id, ListenerPatch { default_certificate: Some(d2.clone()), ..ListenerPatch::default() })
+        .update_listener(
+            s,
+            LbKind::Alb,
+            &alb,
+            &als.id,
+            ListenerPatch {
+                default_certificate: Some(d2.clone()),
+                ..ListenerPatch::default()
+            },
+        )
         .unwrap();
-    let new_target = |ip: &str, port| NewBackend { ip: ip.into(), port, weight: 10, enabled: true, attrs: Attrs::new() };
+    let new_target = |ip: &str, port| NewBackend {
+        ip: ip.into(),
+        port,
+        weight: 10,
+        enabled: true,
+        attrs: Attrs::new(),
+    };
     let added = store
-        .add_backends(s, LbKind::Alb, &alb, &als.id, vec![new_target("10.0.0.2", 80), new_target("10.0.0.1", 81), new_target("10.0.0.3", 82)])
+        .add_backends(
+            s,
+            LbKind::Alb,
+            &alb,
+            &als.id,
+            vec![
+                new_target("10.0.0.2", 80),
+                new_target("10.0.0.1", 81),
+                new_target("10.0.0.3", 82),
+            ],
+        )
         .unwrap();
-    assert!(added.iter().all(|b| b.id.starts_with("rs-") && b.listener_id == als.id));
+    assert!(added
+        .iter()
+        .all(|b| b.id.starts_with("rs-") && b.listener_id == als.id));
     let http = env.listener(LbKind::Alb, &alb, "HTTP", 80, None);
 
     let view = env.view(LbKind::Alb, &als.id);
     assert_eq!(
-        view.bindings.iter().map(|b| (b.ssl_id.clone(), b.role)).collect::<Vec<_>>(),
-        vec![(d2.clone(), BindingRole::AlbDefault), (s2.clone(), BindingRole::AlbSni), (s1.clone(), BindingRole::AlbSni)]
+        view.bindings
+            .iter()
+            .map(|b| (b.ssl_id.clone(), b.role))
+            .collect::<Vec<_>>(),
+        vec![
+            (d2.clone(), BindingRole::AlbDefault),
+            (s2.clone(), BindingRole::AlbSni),
+            (s1.clone(), BindingRole::AlbSni)
+        ]
     );
-    assert!(view.bindings.iter().all(|b| b.listener_id == als.id && b.lb_id == alb && b.lb_kind == LbKind::Alb));
-    assert_eq!(view.backends.iter().map(|b| b.id.clone()).collect::<Vec<_>>(), added.iter().map(|b| b.id.clone()).collect::<Vec<_>>());
+    assert!(view
+        .bindings
+        .iter()
+        .all(|b| b.listener_id == als.id && b.lb_id == alb && b.lb_kind == LbKind::Alb));
+    assert_eq!(
+        view.backends
+            .iter()
+            .map(|b| b.id.clone())
+            .collect::<Vec<_>>(),
+        added.iter().map(|b| b.id.clone()).collect::<Vec<_>>()
+    );
     assert_eq!(view.lb.id, alb);
 
-    let page = store.list_listeners(s, LbKind::Alb, Some(&alb), None, Paging { offset: 0, limit: 1 }).unwrap();
+    let page = store
+        .list_listeners(
+            s,
+            LbKind::Alb,
+            Some(&alb),
+            None,
+            Paging {
+                offset: 0,
+                limit: 1,
+            },
+        )
+        .unwrap();
     assert_eq!((page.total, page.items.len()), (2, 1));
     assert_eq!(page.items[0].listener.id, als.id);
-    let page = store.list_listeners(s, LbKind::Alb, Some(&alb), None, Paging { offset: 1, limit: 1 }).unwrap();
+    let page = store
+        .list_listeners(
+            s,
+            LbKind::Alb,
+            Some(&alb),
+            None,
+            Paging {
+                offset: 1,
+                limit: 1,
+            },
+        )
+        .unwrap();
     assert_eq!(page.items[0].listener.id, http);
     // listener_id wins over lb_id.
-    let page = store.list_listeners(s, LbKind::Alb, Some("alb-nothere1"), Some(&http), EVERYTHING).unwrap();
+    let page = store
+        .list_listeners(
+            s,
+            LbKind::Alb,
+            Some("alb-nothere1"),
+            Some(&http),
+            EVERYTHING,
+        )
+        .unwrap();
     assert_eq!(page.items[0].listener.id, http);
-    let page = store.list_listeners(s, LbKind::Alb, None, None, EVERYTHING).unwrap();
+    let page = store
+        .list_listeners(s, LbKind::Alb, None, None, EVERYTHING)
+        .unwrap();
     assert_eq!(page.total, 2);
     assert_err!(
         store.list_listeners(s, LbKind::Alb, Some("alb-nothere1"), None, EVERYTHING),
-        StoreError::NotFound { kind: Resource::LoadBalancer, .. }
+        StoreError::NotFound {
+            kind: Resource::LoadBalancer,
+            ..
+        }
     );
 
     // Backends: patch, remove all-or-nothing, unknown ids are NotFound.
@@ -1121,27 +1665,78 @@ pub(crate) fn listener_views_and_backends(h: &dyn Harness) {
             LbKind::Alb,
             &alb,
             &als.id,
-            vec![BackendPatch { id: added[1].id.clone(), port: Some(8081), weight: None, enabled: Some(false), attrs: backend_attrs.clone() }],
+            vec![BackendPatch {
+                id: added[1].id.clone(),
+                port: Some(8081),
+                weight: None,
+                enabled: Some(false),
+                attrs: backend_attrs.clone(),
+            }],
         )
         .unwrap();
     let patched = env.view(LbKind::Alb, &als.id).backends.remove(1);
-    assert_eq!((patched.port, patched.weight, patched.enabled, patched.attrs), (8081, 10, false, backend_attrs));
-    assert_err!(
-        store.update_backends(s, LbKind::Alb, &alb, &als.id, vec![BackendPatch { id: "rs-nothere1".into(), port: None, weight: None, enabled: None, attrs: Attrs::new() }]),
-        StoreError::NotFound { kind: Resource::Backend, .. }
+    assert_eq!(
+        (patched.port, patched.weight, patched.enabled, patched.attrs),
+        (8081, 10, false, backend_attrs)
     );
     assert_err!(
-        store.update_backends(s, LbKind::Alb, &alb, &http, vec![BackendPatch { id: added[0].id.clone(), port: None, weight: None, enabled: None, attrs: Attrs::new() }]),
-        StoreError::NotFound { kind: Resource::Backend, .. }
+        store.update_backends(
+            s,
+            LbKind::Alb,
+            &alb,
+            &als.id,
+            vec![BackendPatch {
+                id: "rs-nothere1".into(),
+                port: None,
+                weight: None,
+                enabled: None,
+                attrs: Attrs::new()
+            }]
+        ),
+        StoreError::NotFound {
+            kind: Resource::Backend,
+            ..
+        }
+    );
+    assert_err!(
+        store.update_backends(
+            s,
+            LbKind::Alb,
+            &alb,
+            &http,
+            vec![BackendPatch {
+                id: added[0].id.clone(),
+                port: None,
+                weight: None,
+                enabled: None,
+                attrs: Attrs::new()
+            }]
+        ),
+        StoreError::NotFound {
+            kind: Resource::Backend,
+            ..
+        }
     );
     assert_err!(
         store.remove_backends(s, LbKind::Alb, &alb, &als.id, &[added[0].id.clone(), "rs-nothere1".into()]),
         StoreError::NotFound { kind: Resource::Backend, id } if id == "rs-nothere1"
     );
     assert_eq!(env.view(LbKind::Alb, &als.id).backends.len(), 3);
-    store.remove_backends(s, LbKind::Alb, &alb, &als.id, &[added[0].id.clone(), added[2].id.clone()]).unwrap();
+    store
+        .remove_backends(
+            s,
+            LbKind::Alb,
+            &alb,
+            &als.id,
+            &[added[0].id.clone(), added[2].id.clone()],
+        )
+        .unwrap();
     assert_eq!(
-        env.view(LbKind::Alb, &als.id).backends.iter().map(|b| b.id.clone()).collect::<Vec<_>>(),
+        env.view(LbKind::Alb, &als.id)
+            .backends
+            .iter()
+            .map(|b| b.id.clone())
+            .collect::<Vec<_>>(),
         vec![added[1].id.clone()]
     );
 
@@ -1149,16 +1744,35 @@ pub(crate) fn listener_views_and_backends(h: &dyn Harness) {
     let (clb, vserver) = env.vserver();
     store.bind_clb(s, &clb, &vserver, &s1).unwrap();
     let all = store.dataplane_listeners(None).unwrap();
-    assert_eq!(all.iter().map(|v| v.listener.id.clone()).collect::<Vec<_>>(), vec![als.id.clone(), http.clone(), vserver.clone()]);
-    let some = store.dataplane_listeners(Some(&[vserver.clone(), "als-nothere1".into(), als.id.clone()])).unwrap();
-    assert_eq!(some.iter().map(|v| v.listener.id.clone()).collect::<Vec<_>>(), vec![als.id.clone(), vserver.clone()]);
+    assert_eq!(
+        all.iter()
+            .map(|v| v.listener.id.clone())
+            .collect::<Vec<_>>(),
+        vec![als.id.clone(), http.clone(), vserver.clone()]
+    );
+    let some = store
+        .dataplane_listeners(Some(&[
+            vserver.clone(),
+            "als-nothere1".into(),
+            als.id.clone(),
+        ]))
+        .unwrap();
+    assert_eq!(
+        some.iter()
+            .map(|v| v.listener.id.clone())
+            .collect::<Vec<_>>(),
+        vec![als.id.clone(), vserver.clone()]
+    );
     assert_eq!(some[0].bindings.len(), 3);
     assert_eq!(some[1].bindings[0].ssl_id, s1);
     assert_eq!(some[1].lb.kind, LbKind::Clb);
 }
 
 pub(crate) fn addresses_are_unique_and_reused(h: &dyn Harness) {
-    let small = AddressPool { first: Ipv4Addr::new(127, 9, 0, 1), count: 3 };
+    let small = AddressPool {
+        first: Ipv4Addr::new(127, 9, 0, 1),
+        count: 3,
+    };
     let store = h.open(small);
     let scope = Env::account(&*store, "alice", "sg").scope;
     let s = &scope;
@@ -1170,34 +1784,73 @@ pub(crate) fn addresses_are_unique_and_reused(h: &dyn Harness) {
         .collect();
     let addresses: Vec<&str> = lbs.iter().map(|lb| lb.address.as_str()).collect();
     assert_eq!(addresses, vec!["127.9.0.1", "127.9.0.2", "127.9.0.3"]);
-    assert_err!(store.create_load_balancer(s, new_lb(LbKind::Clb, "lb")), StoreError::AddressPoolExhausted);
+    assert_err!(
+        store.create_load_balancer(s, new_lb(LbKind::Clb, "lb")),
+        StoreError::AddressPoolExhausted
+    );
     // The failed create left no load balancer behind.
-    assert_eq!(store.list_load_balancers(s, LbKind::Clb, &[], EVERYTHING).unwrap().total, 2);
+    assert_eq!(
+        store
+            .list_load_balancers(s, LbKind::Clb, &[], EVERYTHING)
+            .unwrap()
+            .total,
+        2
+    );
 
-    store.delete_load_balancer(s, LbKind::Alb, &lbs[1].id).unwrap();
-    let reused = store.create_load_balancer(s, new_lb(LbKind::Alb, "lb")).unwrap();
+    store
+        .delete_load_balancer(s, LbKind::Alb, &lbs[1].id)
+        .unwrap();
+    let reused = store
+        .create_load_balancer(s, new_lb(LbKind::Alb, "lb"))
+        .unwrap();
     assert_eq!(reused.address, "127.9.0.2");
-    assert_err!(store.create_load_balancer(s, new_lb(LbKind::Clb, "lb")), StoreError::AddressPoolExhausted);
-    store.delete_load_balancer(s, LbKind::Clb, &lbs[2].id).unwrap();
-    store.delete_load_balancer(s, LbKind::Clb, &lbs[0].id).unwrap();
-    let first = store.create_load_balancer(s, new_lb(LbKind::Clb, "lb")).unwrap();
-    let second = store.create_load_balancer(s, new_lb(LbKind::Clb, "lb")).unwrap();
-    assert_eq!((first.address.as_str(), second.address.as_str()), ("127.9.0.1", "127.9.0.3"));
+    assert_err!(
+        store.create_load_balancer(s, new_lb(LbKind::Clb, "lb")),
+        StoreError::AddressPoolExhausted
+    );
+    store
+        .delete_load_balancer(s, LbKind::Clb, &lbs[2].id)
+        .unwrap();
+    store
+        .delete_load_balancer(s, LbKind::Clb, &lbs[0].id)
+        .unwrap();
+    let first = store
+        .create_load_balancer(s, new_lb(LbKind::Clb, "lb"))
+        .unwrap();
+    let second = store
+        .create_load_balancer(s, new_lb(LbKind::Clb, "lb"))
+        .unwrap();
+    assert_eq!(
+        (first.address.as_str(), second.address.as_str()),
+        ("127.9.0.1", "127.9.0.3")
+    );
     drop(store);
 
     // A larger pool on reopen extends the range; addresses stay unique across it.
-    let store = h.open(AddressPool { first: Ipv4Addr::new(127, 9, 0, 1), count: 1000 });
+    let store = h.open(AddressPool {
+        first: Ipv4Addr::new(127, 9, 0, 1),
+        count: 1000,
+    });
     let more: BTreeSet<String> = (0..50)
-        .map(|_| store.create_load_balancer(s, new_lb(LbKind::Alb, "lb")).unwrap().address)
+        .map(|_| {
+            store
+                .create_load_balancer(s, new_lb(LbKind::Alb, "lb"))
+                .unwrap()
+                .address
+        })
         .collect();
     assert_eq!(more.len(), 50);
-    assert!(!more.contains("127.9.0.1") && !more.contains("127.9.0.2") && !more.contains("127.9.0.3"));
+    assert!(
+        !more.contains("127.9.0.1") && !more.contains("127.9.0.2") && !more.contains("127.9.0.3")
+    );
 }
 
 // ---- persistence and secrets ----
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
 }
 
 pub(crate) fn secrets_are_sealed_at_rest(h: &dyn Harness) {
@@ -1205,7 +1858,11 @@ pub(crate) fn secrets_are_sealed_at_rest(h: &dyn Harness) {
     let credentials = store.create_account("alice").unwrap();
     let sub = store.create_sub_key("alice", &[]).unwrap();
     let key = store.lookup_key(&credentials.public_key).unwrap().unwrap();
-    let scope = Scope { account_id: key.account_id, project_id: credentials.project_id.clone(), region: "sg".into() };
+    let scope = Scope {
+        account_id: key.account_id,
+        project_id: credentials.project_id.clone(),
+        region: "sg".into(),
+    };
     let marker = format!("{:x}", rand::random::<u128>());
     let cert = store
         .create_certificate(&scope, new_certificate(&format!("m{marker}")))
@@ -1213,8 +1870,14 @@ pub(crate) fn secrets_are_sealed_at_rest(h: &dyn Harness) {
     drop(store);
     let bytes = h.persisted_bytes();
     // Sanity: public data is found, so an absent secret is meaningful.
-    assert!(contains(&bytes, &credentials.public_key), "public key should be stored in the clear");
-    assert!(contains(&bytes, &format!("LEAF-m{marker}")), "the chain should be stored in the clear");
+    assert!(
+        contains(&bytes, &credentials.public_key),
+        "public key should be stored in the clear"
+    );
+    assert!(
+        contains(&bytes, &format!("LEAF-m{marker}")),
+        "the chain should be stored in the clear"
+    );
     assert!(contains(&bytes, &cert.id));
     for secret in [
         credentials.private_key.as_str(),
@@ -1233,7 +1896,9 @@ pub(crate) fn state_survives_reopen(h: &dyn Harness) {
     let cert = env.cert("c");
     let sni = env.cert("s");
     let (alb, als) = env.alb_listener(&cert);
-    store.add_sni(&env.scope, &alb, &als, &[sni.clone()], 25).unwrap();
+    store
+        .add_sni(&env.scope, &alb, &als, from_ref(&sni), 25)
+        .unwrap();
     let (clb, vserver) = env.vserver();
     store.bind_clb(&env.scope, &clb, &vserver, &sni).unwrap();
     let before = max_seq(&env);
@@ -1242,19 +1907,32 @@ pub(crate) fn state_survives_reopen(h: &dyn Harness) {
     drop(store);
 
     let store = h.open(pool());
-    let env = Env { store: &*store, scope };
-    let key = store.lookup_key(&credentials_key.public_key).unwrap().unwrap();
+    let env = Env {
+        store: &*store,
+        scope,
+    };
+    let key = store
+        .lookup_key(&credentials_key.public_key)
+        .unwrap()
+        .unwrap();
     assert_eq!(key.private_key.as_str(), credentials_key.private_key);
-    let page = store.describe_certificates(&env.scope, Some(&cert), EVERYTHING).unwrap();
+    let page = store
+        .describe_certificates(&env.scope, Some(&cert), EVERYTHING)
+        .unwrap();
     assert_eq!(page.items[0].content.as_str(), new_certificate("c").content);
     assert_eq!(
         env.certs_on(LbKind::Alb, &als),
-        vec![(cert.clone(), BindingRole::AlbDefault), (sni.clone(), BindingRole::AlbSni)]
+        vec![
+            (cert.clone(), BindingRole::AlbDefault),
+            (sni.clone(), BindingRole::AlbSni)
+        ]
     );
     assert_eq!(env.bindings_of(&sni).len(), 2);
     // Bind order keeps growing across restarts.
     let newer = env.cert("n");
-    store.add_sni(&env.scope, &alb, &als, &[newer.clone()], 25).unwrap();
+    store
+        .add_sni(&env.scope, &alb, &als, from_ref(&newer), 25)
+        .unwrap();
     assert!(max_seq(&env) > before);
     assert!(store.create_account("alice").is_err());
 }
@@ -1270,14 +1948,38 @@ const MODEL_SNI_LIMIT: usize = 3;
 /// balancer) or at `MODEL_CERTS`, a certificate that never exists.
 #[derive(Debug, Clone)]
 enum Op {
-    BindClb { listener: usize, cert: usize },
-    UnbindClb { listener: usize, cert: usize },
-    AddSni { listener: usize, certs: Vec<usize> },
-    DeleteSni { listener: usize, certs: Vec<usize> },
-    SetDefault { listener: usize, cert: usize },
-    Replace { old: usize, new: usize, lb: Option<bool>, listener: Option<usize> },
-    DeleteCertificate { cert: usize },
-    DeleteListener { listener: usize },
+    BindClb {
+        listener: usize,
+        cert: usize,
+    },
+    UnbindClb {
+        listener: usize,
+        cert: usize,
+    },
+    AddSni {
+        listener: usize,
+        certs: Vec<usize>,
+    },
+    DeleteSni {
+        listener: usize,
+        certs: Vec<usize>,
+    },
+    SetDefault {
+        listener: usize,
+        cert: usize,
+    },
+    Replace {
+        old: usize,
+        new: usize,
+        lb: Option<bool>,
+        listener: Option<usize>,
+    },
+    DeleteCertificate {
+        cert: usize,
+    },
+    DeleteListener {
+        listener: usize,
+    },
 }
 
 fn op_strategy() -> impl proptest::strategy::Strategy<Value = Op> {
@@ -1354,7 +2056,11 @@ impl ModelListener {
     }
 
     fn listing(&self) -> Vec<(usize, BindingRole)> {
-        let primary_role = if self.alb { BindingRole::AlbDefault } else { BindingRole::Clb };
+        let primary_role = if self.alb {
+            BindingRole::AlbDefault
+        } else {
+            BindingRole::Clb
+        };
         self.primary
             .map(|cert| (cert, primary_role))
             .into_iter()
@@ -1456,7 +2162,8 @@ impl Model {
                 for (at, cert) in certs.iter().enumerate() {
                     if !self.certs[*cert] {
                         errors.push(Rule::NotFound);
-                    } else if located.is_none() && (certs[..at].contains(cert) || target.has(*cert)) {
+                    } else if located.is_none() && (certs[..at].contains(cert) || target.has(*cert))
+                    {
                         errors.push(Rule::AlreadyBound);
                     }
                 }
@@ -1502,7 +2209,12 @@ impl Model {
                     target.primary = Some(*cert);
                 }
             }
-            Op::Replace { old, new, lb, listener } => {
+            Op::Replace {
+                old,
+                new,
+                lb,
+                listener,
+            } => {
                 if !self.certs[*old] || !self.certs[*new] {
                     errors.push(Rule::NotFound);
                 }
@@ -1538,8 +2250,8 @@ impl Model {
                         target.primary = Some(*new);
                     } else {
                         // A replaced SNI binding gets a fresh seq: it is now the most recent.
-                        let at = target.sni.iter().position(|cert| cert == old).unwrap();
-                        target.sni[at] = *new;
+                        target.sni.retain(|cert| cert != old);
+                        target.sni.push(*new);
                     }
                 }
                 return Ok(affected);
@@ -1584,7 +2296,9 @@ struct ModelWorld<'a> {
 impl<'a> ModelWorld<'a> {
     fn create(store: &'a dyn Store, case: usize) -> ModelWorld<'a> {
         let env = Env::account(store, &format!("model-{case}"), "sg");
-        let mut certs: Vec<String> = (0..MODEL_CERTS).map(|i| env.cert(&format!("m{i}"))).collect();
+        let mut certs: Vec<String> = (0..MODEL_CERTS)
+            .map(|i| env.cert(&format!("m{i}")))
+            .collect();
         certs.push("ssl-missing0".to_string());
         let clb = env.lb(LbKind::Clb);
         let alb = env.lb(LbKind::Alb);
@@ -1593,16 +2307,33 @@ impl<'a> ModelWorld<'a> {
             .collect();
         listeners.push(env.listener(LbKind::Clb, &clb, "HTTP", 80, None));
         for (i, default) in [0, 1, 0].into_iter().enumerate() {
-            listeners.push(env.listener(LbKind::Alb, &alb, "HTTPS", 443 + i as u16, Some(&certs[default])));
+            listeners.push(env.listener(
+                LbKind::Alb,
+                &alb,
+                "HTTPS",
+                443 + i as u16,
+                Some(&certs[default]),
+            ));
         }
         listeners.push(env.listener(LbKind::Alb, &alb, "HTTP", 80, None));
-        ModelWorld { env, certs, clb, alb, listeners }
+        ModelWorld {
+            env,
+            certs,
+            clb,
+            alb,
+            listeners,
+        }
     }
 
     /// Runs `op` on the store; `Ok` carries the listeners a replacement reported.
     fn run(&self, op: &Op) -> StoreResult<Vec<String>> {
         let (store, s) = (self.env.store, &self.env.scope);
-        let ids = |certs: &[usize]| certs.iter().map(|&c| self.certs[c].clone()).collect::<Vec<_>>();
+        let ids = |certs: &[usize]| {
+            certs
+                .iter()
+                .map(|&c| self.certs[c].clone())
+                .collect::<Vec<_>>()
+        };
         match op {
             Op::BindClb { listener, cert } => store
                 .bind_clb(s, &self.clb, &self.listeners[*listener], &self.certs[*cert])
@@ -1611,19 +2342,42 @@ impl<'a> ModelWorld<'a> {
                 .unbind_clb(s, &self.clb, &self.listeners[*listener], &self.certs[*cert])
                 .map(|()| Vec::new()),
             Op::AddSni { listener, certs } => store
-                .add_sni(s, &self.alb, &self.listeners[*listener], &ids(certs), MODEL_SNI_LIMIT)
+                .add_sni(
+                    s,
+                    &self.alb,
+                    &self.listeners[*listener],
+                    &ids(certs),
+                    MODEL_SNI_LIMIT,
+                )
                 .map(|()| Vec::new()),
             Op::DeleteSni { listener, certs } => store
                 .delete_sni(s, &self.alb, &self.listeners[*listener], &ids(certs))
                 .map(|()| Vec::new()),
             Op::SetDefault { listener, cert } => store
-                .update_listener(s, LbKind::Alb, &self.alb, &self.listeners[*listener], ListenerPatch {
-                    default_certificate: Some(self.certs[*cert].clone()),
-                    ..ListenerPatch::default()
-                })
+                .update_listener(
+                    s,
+                    LbKind::Alb,
+                    &self.alb,
+                    &self.listeners[*listener],
+                    ListenerPatch {
+                        default_certificate: Some(self.certs[*cert].clone()),
+                        ..ListenerPatch::default()
+                    },
+                )
                 .map(|()| Vec::new()),
-            Op::Replace { old, new, lb, listener } => {
-                let lb = lb.map(|alb| if alb { self.alb.as_str() } else { self.clb.as_str() });
+            Op::Replace {
+                old,
+                new,
+                lb,
+                listener,
+            } => {
+                let lb = lb.map(|alb| {
+                    if alb {
+                        self.alb.as_str()
+                    } else {
+                        self.clb.as_str()
+                    }
+                });
                 let listener = listener.map(|at| self.listeners[at].as_str());
                 self.env
                     .replace(&self.certs[*old], &self.certs[*new], lb, listener)
@@ -1632,10 +2386,18 @@ impl<'a> ModelWorld<'a> {
                         sorted(change.listener_ids)
                     })
             }
-            Op::DeleteCertificate { cert } => store.delete_certificate(s, &self.certs[*cert]).map(|()| Vec::new()),
+            Op::DeleteCertificate { cert } => store
+                .delete_certificate(s, &self.certs[*cert])
+                .map(|()| Vec::new()),
             Op::DeleteListener { listener } => {
-                let (kind, lb) = if *listener < 4 { (LbKind::Clb, &self.clb) } else { (LbKind::Alb, &self.alb) };
-                store.delete_listener(s, kind, lb, &self.listeners[*listener]).map(|()| Vec::new())
+                let (kind, lb) = if *listener < 4 {
+                    (LbKind::Clb, &self.clb)
+                } else {
+                    (LbKind::Alb, &self.alb)
+                };
+                store
+                    .delete_listener(s, kind, lb, &self.listeners[*listener])
+                    .map(|()| Vec::new())
             }
         }
     }
@@ -1643,14 +2405,23 @@ impl<'a> ModelWorld<'a> {
     /// The store's bindings in the model's terms: per listener index, (cert index, role) in
     /// listing order, for the listeners that exist.
     fn observe(&self) -> Vec<Option<Vec<(usize, BindingRole)>>> {
-        let views = self.env.store.dataplane_listeners(Some(&self.listeners)).unwrap();
+        let views = self
+            .env
+            .store
+            .dataplane_listeners(Some(&self.listeners))
+            .unwrap();
         self.listeners
             .iter()
             .map(|id| {
                 views.iter().find(|v| &v.listener.id == id).map(|view| {
                     view.bindings
                         .iter()
-                        .map(|b| (self.certs.iter().position(|c| *c == b.ssl_id).unwrap(), b.role))
+                        .map(|b| {
+                            (
+                                self.certs.iter().position(|c| *c == b.ssl_id).unwrap(),
+                                b.role,
+                            )
+                        })
                         .collect()
                 })
             })
@@ -1658,7 +2429,11 @@ impl<'a> ModelWorld<'a> {
     }
 
     fn existing_certs(&self) -> Vec<bool> {
-        let page = self.env.store.describe_certificates(&self.env.scope, None, EVERYTHING).unwrap();
+        let page = self
+            .env
+            .store
+            .describe_certificates(&self.env.scope, None, EVERYTHING)
+            .unwrap();
         self.certs
             .iter()
             .map(|id| page.items.iter().any(|v| &v.certificate.id == id))
@@ -1671,11 +2446,11 @@ pub(crate) fn binding_rules_match_a_reference_model(h: &dyn Harness) {
     let store = h.open(pool());
     let cases = std::sync::atomic::AtomicUsize::new(0);
     let mut runner = TestRunner::new(Config {
-        cases: 48,
+        cases: 96,
         failure_persistence: None,
         ..Config::default()
     });
-    let result = runner.run(&proptest::collection::vec(op_strategy(), 1..40), |ops| {
+    let result = runner.run(&proptest::collection::vec(op_strategy(), 1..50), |ops| {
         let case = cases.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let world = ModelWorld::create(&*store, case);
         let mut model = Model::new();
@@ -1684,19 +2459,33 @@ pub(crate) fn binding_rules_match_a_reference_model(h: &dyn Harness) {
             let actual = world.run(op);
             match (&expected, &actual) {
                 (Ok(affected), Ok(reported)) => {
-                    let affected: Vec<String> =
-                        sorted(affected.iter().map(|&at| world.listeners[at].clone()).collect());
-                    proptest::prop_assert_eq!(reported, &affected, "step {} {:?}: replaced listeners", step, op);
+                    let affected: Vec<String> = sorted(
+                        affected
+                            .iter()
+                            .map(|&at| world.listeners[at].clone())
+                            .collect(),
+                    );
+                    proptest::prop_assert_eq!(
+                        reported,
+                        &affected,
+                        "step {} {:?}: replaced listeners",
+                        step,
+                        op
+                    );
                 }
                 (Err(rules), Err(error)) => proptest::prop_assert!(
                     rule_of(error).is_some_and(|rule| rules.contains(&rule)),
                     "step {step} {op:?}: store said {error:?}, model expected one of {rules:?}"
                 ),
                 (Ok(_), Err(error)) => {
-                    return Err(TestCaseError::fail(format!("step {step} {op:?}: store refused with {error:?}, model accepted")))
+                    return Err(TestCaseError::fail(format!(
+                        "step {step} {op:?}: store refused with {error:?}, model accepted"
+                    )))
                 }
                 (Err(rules), Ok(_)) => {
-                    return Err(TestCaseError::fail(format!("step {step} {op:?}: store accepted, model expected {rules:?}")))
+                    return Err(TestCaseError::fail(format!(
+                        "step {step} {op:?}: store accepted, model expected {rules:?}"
+                    )))
                 }
             }
             let expected_state: Vec<Option<Vec<(usize, BindingRole)>>> = model
@@ -1704,8 +2493,20 @@ pub(crate) fn binding_rules_match_a_reference_model(h: &dyn Harness) {
                 .iter()
                 .map(|l| l.exists.then(|| l.listing()))
                 .collect();
-            proptest::prop_assert_eq!(world.observe(), expected_state, "after step {} {:?}", step, op);
-            proptest::prop_assert_eq!(world.existing_certs(), model.certs.to_vec(), "after step {} {:?}", step, op);
+            proptest::prop_assert_eq!(
+                world.observe(),
+                expected_state,
+                "after step {} {:?}",
+                step,
+                op
+            );
+            proptest::prop_assert_eq!(
+                world.existing_certs(),
+                model.certs.to_vec(),
+                "after step {} {:?}",
+                step,
+                op
+            );
         }
         Ok(())
     });
@@ -1732,18 +2533,36 @@ fn check_invariants(store: &dyn Store, quiescent: bool) {
             );
         }
         if view.listener.protocol != "HTTPS" {
-            assert!(view.bindings.is_empty(), "{} is not HTTPS but has certificates", view.listener.id);
+            assert!(
+                view.bindings.is_empty(),
+                "{} is not HTTPS but has certificates",
+                view.listener.id
+            );
         }
         match view.listener.kind {
             LbKind::Clb => {
-                assert!(view.bindings.len() <= 1, "VServer {} has {} certificates", view.listener.id, view.bindings.len());
+                assert!(
+                    view.bindings.len() <= 1,
+                    "VServer {} has {} certificates",
+                    view.listener.id,
+                    view.bindings.len()
+                );
                 assert!(view.bindings.iter().all(|b| b.role == BindingRole::Clb));
             }
             LbKind::Alb if view.listener.protocol == "HTTPS" => {
-                let defaults = view.bindings.iter().filter(|b| b.role == BindingRole::AlbDefault).count();
-                assert_eq!(defaults, 1, "ALB listener {} has {defaults} defaults", view.listener.id);
+                let defaults = view
+                    .bindings
+                    .iter()
+                    .filter(|b| b.role == BindingRole::AlbDefault)
+                    .count();
+                assert_eq!(
+                    defaults, 1,
+                    "ALB listener {} has {defaults} defaults",
+                    view.listener.id
+                );
                 assert_eq!(view.bindings[0].role, BindingRole::AlbDefault);
-                let distinct: BTreeSet<&str> = view.bindings.iter().map(|b| b.ssl_id.as_str()).collect();
+                let distinct: BTreeSet<&str> =
+                    view.bindings.iter().map(|b| b.ssl_id.as_str()).collect();
                 assert_eq!(distinct.len(), view.bindings.len());
             }
             LbKind::Alb => {}
@@ -1759,10 +2578,20 @@ pub(crate) fn concurrent_binding_changes_keep_invariants(h: &dyn Harness) {
     let scope = env.scope.clone();
     let certs: Vec<String> = (0..6).map(|i| env.cert(&format!("c{i}"))).collect();
     let clb = env.lb(LbKind::Clb);
-    let vservers: Vec<String> = (0..4).map(|i| env.listener(LbKind::Clb, &clb, "HTTPS", 1000 + i, None)).collect();
+    let vservers: Vec<String> = (0..4)
+        .map(|i| env.listener(LbKind::Clb, &clb, "HTTPS", 1000 + i, None))
+        .collect();
     let alb = env.lb(LbKind::Alb);
     let listeners: Vec<String> = (0..4)
-        .map(|i| env.listener(LbKind::Alb, &alb, "HTTPS", 2000 + i, Some(&certs[i as usize % 2])))
+        .map(|i| {
+            env.listener(
+                LbKind::Alb,
+                &alb,
+                "HTTPS",
+                2000 + i,
+                Some(&certs[i as usize % 2]),
+            )
+        })
         .collect();
     drop(env);
 
@@ -1771,8 +2600,9 @@ pub(crate) fn concurrent_binding_changes_keep_invariants(h: &dyn Harness) {
     std::thread::scope(|threads| {
         for worker in 0..4usize {
             let store = stores[worker % 2];
-            let (scope, certs, vservers, listeners, clb, alb, succeeded) =
-                (&scope, &certs, &vservers, &listeners, &clb, &alb, &succeeded);
+            let (scope, certs, vservers, listeners, clb, alb, succeeded) = (
+                &scope, &certs, &vservers, &listeners, &clb, &alb, &succeeded,
+            );
             threads.spawn(move || {
                 // A small deterministic generator per thread: the interleaving is what varies.
                 let mut state = 0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(worker as u64 + 1);
@@ -1791,12 +2621,32 @@ pub(crate) fn concurrent_binding_changes_keep_invariants(h: &dyn Harness) {
                     let outcome = match next(7) {
                         0 => store.bind_clb(scope, clb, &vservers[next(vservers.len())], cert),
                         1 => store.unbind_clb(scope, clb, &vservers[next(vservers.len())], cert),
-                        2 => store.add_sni(scope, alb, &listeners[next(listeners.len())], &[cert.clone(), other.clone()], 3),
-                        3 => store.delete_sni(scope, alb, &listeners[next(listeners.len())], &[cert.clone()]),
+                        2 => store.add_sni(
+                            scope,
+                            alb,
+                            &listeners[next(listeners.len())],
+                            &[cert.clone(), other.clone()],
+                            3,
+                        ),
+                        3 => store.delete_sni(
+                            scope,
+                            alb,
+                            &listeners[next(listeners.len())],
+                            from_ref(&cert),
+                        ),
                         4 => {
-                            let listener_id = (next(2) == 0).then(|| listeners[next(listeners.len())].clone());
+                            let listener_id =
+                                (next(2) == 0).then(|| listeners[next(listeners.len())].clone());
                             store
-                                .replace_certificate(scope, cert, other, &BindingScope { lb_id: None, listener_id })
+                                .replace_certificate(
+                                    scope,
+                                    cert,
+                                    other,
+                                    &BindingScope {
+                                        lb_id: None,
+                                        listener_id,
+                                    },
+                                )
                                 .map(drop)
                         }
                         5 => store.delete_certificate(scope, cert),
@@ -1805,11 +2655,16 @@ pub(crate) fn concurrent_binding_changes_keep_invariants(h: &dyn Harness) {
                                 let victim = &listeners[next(listeners.len())];
                                 store.delete_listener(scope, LbKind::Alb, alb, victim)
                             } else {
-                                store
-                                    .update_listener(scope, LbKind::Alb, alb, &listeners[next(listeners.len())], ListenerPatch {
+                                store.update_listener(
+                                    scope,
+                                    LbKind::Alb,
+                                    alb,
+                                    &listeners[next(listeners.len())],
+                                    ListenerPatch {
                                         default_certificate: Some(cert.clone()),
                                         ..ListenerPatch::default()
-                                    })
+                                    },
+                                )
                             }
                         }
                     };
@@ -1817,7 +2672,9 @@ pub(crate) fn concurrent_binding_changes_keep_invariants(h: &dyn Harness) {
                         Ok(()) => {
                             succeeded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
-                        Err(StoreError::Backend(e)) => panic!("backend error under concurrency: {e:#}"),
+                        Err(StoreError::Backend(e)) => {
+                            panic!("backend error under concurrency: {e:#}")
+                        }
                         Err(_) => {}
                     }
                 }
@@ -1833,7 +2690,10 @@ pub(crate) fn concurrent_binding_changes_keep_invariants(h: &dyn Harness) {
     });
     check_invariants(&*first, true);
     check_invariants(&*second, true);
-    assert!(succeeded.into_inner() > 0, "no operation succeeded: the race exercised nothing");
+    assert!(
+        succeeded.into_inner() > 0,
+        "no operation succeeded: the race exercised nothing"
+    );
 }
 
 /// Instantiates the suite for one backend: `conformance_tests!(harness_constructor)`.
@@ -1885,14 +2745,20 @@ mod sqlite {
 
     impl SqliteHarness {
         fn new() -> SqliteHarness {
-            SqliteHarness { dir: tempfile::tempdir().unwrap() }
+            SqliteHarness {
+                dir: tempfile::tempdir().unwrap(),
+            }
         }
     }
 
     impl Harness for SqliteHarness {
         fn open(&self, pool: AddressPool) -> Box<dyn Store> {
-            let store = SqliteStore::open(&self.dir.path().join("certbind.db"), MasterKey::from_bytes([7; 32]), pool)
-                .unwrap();
+            let store = SqliteStore::open(
+                &self.dir.path().join("certbind.db"),
+                MasterKey::from_bytes([7; 32]),
+                pool,
+            )
+            .unwrap();
             Box::new(store)
         }
 

@@ -5,5 +5,6 @@ mod alb;
 mod api;
 mod clb;
 mod concurrency;
+mod dataplane;
 mod model_based;
 mod support;

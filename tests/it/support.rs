@@ -248,3 +248,142 @@ pub fn cert(names: &[&str]) -> (String, String) {
 pub fn path_of(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
+
+/// A TLS client that accepts any certificate and reports the chain the server presented.
+pub mod tls {
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+    use sha2::Digest;
+    use tokio::net::TcpStream;
+    use tokio_rustls::client::TlsStream;
+
+    #[derive(Debug, Default)]
+    struct Recorder {
+        chain: Mutex<Vec<CertificateDer<'static>>>,
+    }
+
+    impl ServerCertVerifier for Recorder {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            let mut chain = vec![end_entity.clone().into_owned()];
+            chain.extend(intermediates.iter().map(|c| c.clone().into_owned()));
+            *self.chain.lock().unwrap() = chain;
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(&self, _: &[u8], _: &CertificateDer<'_>, _: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(&self, _: &[u8], _: &CertificateDer<'_>, _: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    /// SHA-256 of a DER certificate, hex.
+    pub fn fingerprint(der: &[u8]) -> String {
+        hex::encode(sha2::Sha256::digest(der))
+    }
+
+    /// SHA-256 of the first certificate in a PEM text, hex.
+    pub fn pem_fingerprint(pem: &str) -> String {
+        let der = rustls_pemfile::certs(&mut pem.as_bytes()).next().expect("a certificate").expect("PEM");
+        fingerprint(&der)
+    }
+
+    /// One handshake; `sni` None sends no server name. Returns the presented chain's fingerprints
+    /// (leaf first) and the open connection.
+    pub async fn handshake(addr: SocketAddr, sni: Option<&str>) -> std::io::Result<(Vec<String>, TlsStream<TcpStream>)> {
+        let recorder = Arc::new(Recorder::default());
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(recorder.clone())
+            .with_no_client_auth();
+        config.enable_sni = sni.is_some();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let name = ServerName::try_from(sni.unwrap_or("no-sni.invalid").to_string()).unwrap();
+        let tcp = TcpStream::connect(addr).await?;
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await?;
+        let chain = recorder.chain.lock().unwrap().iter().map(|c| fingerprint(c)).collect();
+        Ok((chain, stream))
+    }
+
+    /// The leaf fingerprint a fresh handshake sees.
+    pub async fn leaf(addr: SocketAddr, sni: Option<&str>) -> String {
+        handshake(addr, sni).await.expect("TLS handshake").0.remove(0)
+    }
+}
+
+/// A real HTTP backend on 127.0.0.1:0 that answers `<name> <method> <path>` and echoes the
+/// forwarding headers it received as `x-seen-*` response headers.
+pub async fn backend(name: &'static str) -> std::net::SocketAddr {
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| async move {
+                    let mut response = hyper::Response::new(Full::new(Bytes::from(format!(
+                        "{name} {} {}",
+                        request.method(),
+                        request.uri().path()
+                    ))));
+                    for header in ["x-forwarded-for", "x-forwarded-proto", "x-real-ip"] {
+                        if let Some(value) = request.headers().get(header) {
+                            let key = format!("x-seen-{header}");
+                            response.headers_mut().insert(
+                                hyper::header::HeaderName::from_bytes(key.as_bytes()).unwrap(),
+                                value.clone(),
+                            );
+                        }
+                    }
+                    Ok::<_, std::convert::Infallible>(response)
+                });
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A plain HTTP GET to `addr` with `host`; returns (status, headers, body).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, hyper::HeaderMap, String) {
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let response = client
+        .request(hyper::Request::get(format!("http://{addr}{path}")).body(Full::new(Bytes::new())).unwrap())
+        .await
+        .expect("HTTP request");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A plain GET returning the body as text (for `/metrics`).
+pub async fn raw_text(base: &str, path: &str) -> String {
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let response = client
+        .request(hyper::Request::get(format!("{base}{path}")).body(Full::new(Bytes::new())).unwrap())
+        .await
+        .expect("HTTP");
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
+}

@@ -26,9 +26,18 @@ async fn removing_a_listener_closes_its_port_and_leaves_the_others_serving() {
     let drop_addr = plane.local_addr("vserver-drop").unwrap();
     let mut kept_connection = http1(keep).await;
     assert_eq!(get(&mut kept_connection, "/").await.status, 200);
+    let mut dropped_connection = http1(drop_addr).await;
+    assert_eq!(get(&mut dropped_connection, "/").await.status, 200);
 
     plane.remove_listener("vserver-drop").await;
     assert!(TcpStream::connect(drop_addr).await.is_err(), "port closed");
+    // The removed listener's idle keep-alive connection is drained: closed, not left dangling.
+    let dropped_ref = &dropped_connection;
+    eventually(
+        "the removed listener's idle connection closes",
+        || async move { dropped_ref.is_closed() },
+    )
+    .await;
     assert_eq!(plane.local_addr("vserver-drop"), None);
     assert_eq!(get(&mut kept_connection, "/").await.status, 200);
     assert_eq!(get_once(keep, "/").await.status, 200);

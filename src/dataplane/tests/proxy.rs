@@ -150,7 +150,11 @@ async fn a_backend_that_does_not_answer_within_the_idle_timeout_gives_504() {
     let gate = Arc::new(tokio::sync::Notify::new());
     let (slow, _arrived) = spawn_gated_backend(gate).await;
     let plane = plane();
-    let mut spec = listener("vserver-slow", Protocol::Http, vec![backend("rs-slow", slow, 1)]);
+    let mut spec = listener(
+        "vserver-slow",
+        Protocol::Http,
+        vec![backend("rs-slow", slow, 1)],
+    );
     spec.idle_timeout = Duration::from_millis(100);
     plane.sync_listener(spec, None).await.unwrap();
     let answer = get_once(plane.local_addr("vserver-slow").unwrap(), "/").await;

@@ -222,6 +222,82 @@ async fn a_swap_reaches_the_very_next_handshake_while_open_connections_keep_work
     assert_eq!(late.served[0], new.leaf);
 }
 
+/// The acceptance check of `spec/dataplane-anchors.md`: under concurrent handshakes, once
+/// `sync_listener` has returned no new handshake shows an older certificate, and none fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swaps_under_handshake_load_never_serve_a_stale_certificate_or_fail() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    const SWAPS: usize = 8;
+    let backend_server = spawn_backend("rs-1").await;
+    let source = Arc::new(MemorySource::default());
+    let certs: Vec<TestCert> = (0..=SWAPS).map(|_| issue(&["www.example.com"])).collect();
+    for (index, cert) in certs.iter().enumerate() {
+        source.insert(&format!("ssl-{index}"), cert);
+    }
+    let (plane, addr) = https_listener_with(
+        &source,
+        vec![cert_ref("ssl-0", true, 0)],
+        backend_server.addr,
+    )
+    .await;
+    let leaves: Arc<Vec<_>> = Arc::new(certs.iter().map(|c| c.leaf.clone()).collect());
+    let published = Arc::new(AtomicUsize::new(0));
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let (leaves, published, handshakes, stop) = (
+                leaves.clone(),
+                published.clone(),
+                handshakes.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let client = TlsClient::sni("www.example.com");
+                while !stop.load(Ordering::SeqCst) {
+                    // Certificates are published in increasing index order, so the one served
+                    // can never be older than the last swap that returned before the connect.
+                    let floor = published.load(Ordering::SeqCst);
+                    let connection = client.connect(addr).await.expect("no handshake fails");
+                    let served = leaves
+                        .iter()
+                        .position(|leaf| *leaf == connection.served[0])
+                        .expect("a known certificate");
+                    assert!(
+                        served >= floor,
+                        "served ssl-{served} after ssl-{floor} was published"
+                    );
+                    handshakes.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+
+    for index in 1..=SWAPS {
+        let mut spec = listener(
+            "als-tls",
+            Protocol::Https,
+            vec![backend("rs-1", backend_server.addr, 1)],
+        );
+        spec.certs = vec![cert_ref(&format!("ssl-{index}"), true, index as i64)];
+        plane.sync_listener(spec, None).await.unwrap();
+        published.store(index, Ordering::SeqCst);
+        // Let some handshakes run against each certificate before the next swap.
+        let target = handshakes.load(Ordering::SeqCst) + 6;
+        let handshakes = &handshakes;
+        eventually("handshakes after the swap", || async move {
+            handshakes.load(Ordering::SeqCst) >= target
+        })
+        .await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_certificate_that_fails_to_load_leaves_the_listener_as_it_was() {
     let backend_server = spawn_backend("rs-1").await;

@@ -36,17 +36,17 @@ pub(super) const CERTIFICATE_BY_ID: &str =
 
 pub(super) fn certificate_pk(conn: &Connection, scope: &Scope, ssl_id: &str) -> StoreResult<i64> {
     conn.prepare_cached(CERTIFICATE_BY_ID)?
-    .query_row(
-        named_params! {
-            ":id": ssl_id,
-            ":region": scope.region,
-            ":project": scope.project_id,
-            ":account": scope.account_id,
-        },
-        |row| row.get(0),
-    )
-    .optional()?
-    .ok_or_else(|| not_found(Resource::Certificate, ssl_id))
+        .query_row(
+            named_params! {
+                ":id": ssl_id,
+                ":region": scope.region,
+                ":project": scope.project_id,
+                ":account": scope.account_id,
+            },
+            |row| row.get(0),
+        )
+        .optional()?
+        .ok_or_else(|| not_found(Resource::Certificate, ssl_id))
 }
 
 /// A load balancer in scope.

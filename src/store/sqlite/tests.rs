@@ -46,7 +46,11 @@ fn hot_statements_search_indexes_never_scan_tables() {
         "SELECT pk FROM backends WHERE listener_pk IN (SELECT value FROM json_each(?1))";
     let listener_ids = "SELECT pk FROM listeners WHERE id IN (SELECT value FROM json_each(?1))";
     let statements = [
-        ("replace, project", replace_sql(IN_PROJECT), "bindings_ssl (ssl_pk=?)"),
+        (
+            "replace, project",
+            replace_sql(IN_PROJECT),
+            "bindings_ssl (ssl_pk=?)",
+        ),
         (
             "replace, load balancer",
             replace_sql(ON_LOAD_BALANCER),
@@ -56,15 +60,26 @@ fn hot_statements_search_indexes_never_scan_tables() {
         ("certificate by id", CERTIFICATE_BY_ID.to_string(), "(id=?)"),
         ("listener by id", LISTENER_BY_ID.to_string(), "(id=?)"),
         ("views: listeners", views_listeners.to_string(), "(rowid=?)"),
-        ("views: bindings", views_bindings.to_string(), "(listener_pk=?)"),
-        ("views: backends", views_backends.to_string(), "(listener_pk=?)"),
+        (
+            "views: bindings",
+            views_bindings.to_string(),
+            "(listener_pk=?)",
+        ),
+        (
+            "views: backends",
+            views_backends.to_string(),
+            "(listener_pk=?)",
+        ),
         ("data plane ids", listener_ids.to_string(), "(id=?)"),
     ];
     for (name, sql, expected) in statements {
         let lines = plan(&conn, &sql);
         println!("{name}:\n  {}", lines.join("\n  "));
         let joined = lines.join("\n");
-        assert!(joined.contains(expected), "{name}: expected {expected} in\n{joined}");
+        assert!(
+            joined.contains(expected),
+            "{name}: expected {expected} in\n{joined}"
+        );
         for line in &lines {
             // Walking the JSON key list is the point; walking a table would grow with its size.
             assert!(
@@ -138,8 +153,12 @@ fn migrations_apply_once_and_refuse_a_newer_schema() {
             .unwrap();
     }
     drop(store);
-    let error = SqliteStore::open(&path, MasterKey::from_bytes([9; 32]), AddressPool::default())
-        .unwrap_err();
+    let error = SqliteStore::open(
+        &path,
+        MasterKey::from_bytes([9; 32]),
+        AddressPool::default(),
+    )
+    .unwrap_err();
     assert!(format!("{error:#}").contains("newer"), "{error:#}");
 }
 
@@ -148,8 +167,12 @@ fn a_wrong_master_key_fails_loudly_instead_of_returning_garbage() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.db");
     let credentials = open(&path).create_account("alice").unwrap();
-    let other = SqliteStore::open(&path, MasterKey::from_bytes([1; 32]), AddressPool::default())
-        .unwrap();
+    let other = SqliteStore::open(
+        &path,
+        MasterKey::from_bytes([1; 32]),
+        AddressPool::default(),
+    )
+    .unwrap();
     assert!(matches!(
         other.lookup_key(&credentials.public_key),
         Err(crate::store::StoreError::Backend(_))
@@ -197,8 +220,14 @@ fn seed(path: &Path, count: usize) -> Seeded {
         project_id: credentials.project_id,
         region: "sg".to_string(),
     };
-    let a = store.create_certificate(&scope, certificate("a")).unwrap().id;
-    let b = store.create_certificate(&scope, certificate("b")).unwrap().id;
+    let a = store
+        .create_certificate(&scope, certificate("a"))
+        .unwrap()
+        .id;
+    let b = store
+        .create_certificate(&scope, certificate("b"))
+        .unwrap()
+        .id;
     // VServer ports are unique per load balancer: 50,000 per CLB.
     let per_lb = 50_000;
     let lbs: Vec<String> = (0..count.div_ceil(per_lb).max(1))
@@ -359,10 +388,16 @@ fn replace_certificate_timing_figures() {
     let started = Instant::now();
     let big = seed(&dir.path().join("big.db"), BIG);
     let small = seed(&dir.path().join("small.db"), SMALL);
-    println!("seeded {BIG} and {SMALL} bindings in {:.0} ms", ms(started.elapsed()));
+    println!(
+        "seeded {BIG} and {SMALL} bindings in {:.0} ms",
+        ms(started.elapsed())
+    );
 
     println!("project-wide replace of {BIG} bindings (debug build):");
-    println!("{:>6} {:>12} {:>12} {:>7}", "run", "store ms", "raw ms", "ratio");
+    println!(
+        "{:>6} {:>12} {:>12} {:>7}",
+        "run", "store ms", "raw ms", "ratio"
+    );
     for run in 0..3 {
         let started = Instant::now();
         let change = big
