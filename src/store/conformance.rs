@@ -2632,7 +2632,7 @@ pub(crate) fn concurrent_binding_changes_keep_invariants(h: &dyn Harness) {
                             scope,
                             alb,
                             &listeners[next(listeners.len())],
-                            from_ref(&cert),
+                            from_ref(cert),
                         ),
                         4 => {
                             let listener_id =

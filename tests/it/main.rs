@@ -8,3 +8,4 @@ mod concurrency;
 mod dataplane;
 mod model_based;
 mod support;
+mod wire;
