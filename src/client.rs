@@ -132,7 +132,7 @@ impl ApiClient {
             response.status()
         );
         let bytes = response.into_body().collect().await?.to_bytes();
-        Ok(serde_json::from_slice(&bytes).context("the answer is not JSON")?)
+        serde_json::from_slice(&bytes).context("the answer is not JSON")
     }
 }
 

@@ -23,6 +23,9 @@ pub use crate::dataplane::Reservation;
 pub struct Plane {
     store: Arc<dyn Store>,
     dataplane: Arc<DataPlane>,
+    /// Held from the store read to the data-plane swap, so two calls that commit in one order
+    /// cannot apply their snapshots in the other: whoever reads later reads the later commit.
+    apply: tokio::sync::Mutex<()>,
 }
 
 /// Certificate material straight from the store: decrypted, parsed and checked once per
@@ -51,6 +54,7 @@ impl Plane {
         Arc::new(Plane {
             store,
             dataplane: DataPlane::new(source),
+            apply: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -84,6 +88,7 @@ impl Plane {
         listener_id: String,
         reservation: Reservation,
     ) -> Result<(), ApiError> {
+        let _order = self.apply.lock().await;
         let views = self.load(ctx, vec![listener_id]).await?;
         if let Some(spec) = views.iter().find_map(spec_of) {
             self.dataplane
@@ -100,6 +105,7 @@ impl Plane {
         if listener_ids.is_empty() {
             return Ok(());
         }
+        let _order = self.apply.lock().await;
         let views = self.load(ctx, listener_ids.clone()).await?;
         for id in &listener_ids {
             if !views.iter().any(|v| &v.listener.id == id) {
@@ -125,6 +131,7 @@ impl Plane {
 
     /// Closes deleted listeners.
     pub async fn remove(&self, listener_ids: Vec<String>) {
+        let _order = self.apply.lock().await;
         for id in listener_ids {
             self.dataplane.remove_listener(&id).await;
         }

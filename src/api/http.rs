@@ -294,10 +294,10 @@ async fn authorize_and_run(
             ))
         }
     };
-    if !key.projects.iter().any(|p| *p == project_id) {
+    if !key.projects.contains(&project_id) {
         // The project may be newer than the cached key: look once more before refusing.
         key = lookup_key(app, public_key, true, request_id).await?;
-        if !key.projects.iter().any(|p| *p == project_id) {
+        if !key.projects.contains(&project_id) {
             return Err(ApiError::ProjectNotFound(project_id));
         }
     }

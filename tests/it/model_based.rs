@@ -64,7 +64,7 @@ impl Model {
             return Ok(());
         }
         let in_scope = |l: &str, lb_of: &BTreeMap<String, String>| {
-            listener.map_or(true, |x| x == l) && lb.map_or(true, |x| lb_of.get(l).map(String::as_str) == Some(x))
+            listener.is_none_or(|x| x == l) && lb.is_none_or(|x| lb_of.get(l).map(String::as_str) == Some(x))
         };
         // All or nothing: refuse when `new` is already on a listener that has `old`.
         for (l, (default, sni)) in &self.listeners {

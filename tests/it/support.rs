@@ -69,7 +69,7 @@ pub async fn start_process(dir: &Path, pool: &str, extra: &[&str]) -> (Child, St
         .arg("--data-dir")
         .arg(dir)
         .args(extra)
-        .env("CERTBIND_LOG", "warn")
+        .env("CERTBIND_LOG", "error")
         .env_remove("CERTBIND_MASTER_KEY")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -221,6 +221,54 @@ impl TlsClient {
     }
 }
 
+/// A client that keeps one config, and with it rustls's session cache, across connections: the
+/// way a browser resumes sessions.
+pub struct ResumingClient {
+    config: Arc<ClientConfig>,
+    verifier: Arc<RecordingVerifier>,
+    sni: String,
+}
+
+impl ResumingClient {
+    pub fn new(sni: &str) -> ResumingClient {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier = Arc::new(RecordingVerifier {
+            provider: provider.clone(),
+            served: Mutex::new(Vec::new()),
+        });
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone())
+            .with_no_client_auth();
+        ResumingClient {
+            config: Arc::new(config),
+            verifier,
+            sni: sni.to_owned(),
+        }
+    }
+
+    /// Connects, sends one request (which also reads the server's session tickets) and reports
+    /// the handshake kind and the leaf presented, None when the session was resumed.
+    pub async fn round_trip(
+        &self,
+        addr: SocketAddr,
+    ) -> (rustls::HandshakeKind, Option<CertificateDer<'static>>) {
+        self.verifier.served.lock().unwrap().clear();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let stream = TlsConnector::from(self.config.clone())
+            .connect(ServerName::try_from(self.sni.clone()).unwrap(), tcp)
+            .await
+            .unwrap();
+        let kind = stream.get_ref().1.handshake_kind().unwrap();
+        let leaf = self.verifier.served.lock().unwrap().first().cloned();
+        let mut sender = http1_over(stream).await;
+        assert_eq!(get(&mut sender, "/").await.status, StatusCode::OK);
+        (kind, leaf)
+    }
+}
+
 /// The leaf the server presented for one fresh handshake.
 pub async fn served_leaf(addr: SocketAddr, client: &TlsClient) -> CertificateDer<'static> {
     client.connect(addr).await.unwrap().served[0].clone()

@@ -299,6 +299,52 @@ async fn swaps_under_handshake_load_never_serve_a_stale_certificate_or_fail() {
 }
 
 #[tokio::test]
+async fn session_resumption_survives_backend_changes_but_never_hides_a_certificate_swap() {
+    use rustls::HandshakeKind;
+
+    let first_backend = spawn_backend("rs-1").await;
+    let second_backend = spawn_backend("rs-2").await;
+    let source = Arc::new(MemorySource::default());
+    let old = issue(&["www.example.com"]);
+    let new = issue(&["www.example.com"]);
+    source.insert("ssl-old", &old);
+    source.insert("ssl-new", &new);
+    let (plane, addr) = https_listener_with(
+        &source,
+        vec![cert_ref("ssl-old", true, 1)],
+        first_backend.addr,
+    )
+    .await;
+    let client = ResumingClient::new("www.example.com");
+    assert_eq!(
+        client.round_trip(addr).await,
+        (HandshakeKind::Full, Some(old.leaf.clone()))
+    );
+
+    // Same certificates, other backends: the TLS config is kept, so sessions still resume.
+    let mut spec = listener(
+        "als-tls",
+        Protocol::Https,
+        vec![backend("rs-2", second_backend.addr, 1)],
+    );
+    spec.certs = vec![cert_ref("ssl-old", true, 1)];
+    plane.sync_listener(spec.clone(), None).await.unwrap();
+    assert_eq!(
+        client.round_trip(addr).await,
+        (HandshakeKind::Resumed, None)
+    );
+
+    // A resumed session would silently keep the old certificate: after a swap the session cache
+    // is new, so the next handshake is a full one with the new certificate.
+    spec.certs = vec![cert_ref("ssl-new", true, 2)];
+    plane.sync_listener(spec, None).await.unwrap();
+    assert_eq!(
+        client.round_trip(addr).await,
+        (HandshakeKind::Full, Some(new.leaf.clone()))
+    );
+}
+
+#[tokio::test]
 async fn a_certificate_that_fails_to_load_leaves_the_listener_as_it_was() {
     let backend_server = spawn_backend("rs-1").await;
     let source = Arc::new(MemorySource::default());
