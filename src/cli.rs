@@ -67,6 +67,9 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CERTBIND_BODY_LIMIT", default_value_t = 1 << 20)]
     pub body_limit: usize,
+    /// `on`: this process serves the listeners; `off`: an API-only node.
+    #[arg(long, env = "CERTBIND_DATAPLANE", default_value = "on", value_parser = ["on", "off"])]
+    pub dataplane: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -146,6 +149,7 @@ impl ServeArgs {
             regions,
             address_pool: config::parse_address_pool(&self.address_pool)?,
             body_limit: self.body_limit,
+            dataplane: self.dataplane == "on",
         })
     }
 }

@@ -110,6 +110,8 @@ pub struct ServeConfig {
     pub regions: Vec<String>,
     pub address_pool: AddressPool,
     pub body_limit: usize,
+    /// Serve the listeners here (the default), or run an API-only node.
+    pub dataplane: bool,
 }
 
 #[cfg(test)]

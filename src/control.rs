@@ -17,12 +17,15 @@ use crate::model::certificate::parse_bundle;
 use crate::model::{Attrs, LbKind};
 use crate::store::{ListenerView, Store};
 
-pub use crate::dataplane::Reservation;
+/// A listening socket bound before the store commits (see `Plane::reserve`); empty on an
+/// API-only node.
+pub struct Reservation(Option<crate::dataplane::Reservation>);
 
 /// The control plane's handle on the local data plane.
 pub struct Plane {
     store: Arc<dyn Store>,
-    dataplane: Arc<DataPlane>,
+    /// `None` on an API-only node (`serve --dataplane off`): another node serves the listeners.
+    dataplane: Option<Arc<DataPlane>>,
     /// Held from the store read to the data-plane swap, so two calls that commit in one order
     /// cannot apply their snapshots in the other: whoever reads later reads the later commit.
     apply: tokio::sync::Mutex<()>,
@@ -47,38 +50,49 @@ impl CertSource for StoreCerts {
 }
 
 impl Plane {
-    pub fn new(store: Arc<dyn Store>) -> Arc<Plane> {
+    /// `serve_listeners` false makes an API-only node: every data-plane call is a no-op.
+    pub fn new(store: Arc<dyn Store>, serve_listeners: bool) -> Arc<Plane> {
         let source = Arc::new(StoreCerts {
             store: store.clone(),
         });
         Arc::new(Plane {
             store,
-            dataplane: DataPlane::new(source),
+            dataplane: serve_listeners.then(|| DataPlane::new(source)),
             apply: tokio::sync::Mutex::new(()),
         })
     }
 
     /// Opens every listener in the store (startup). Listeners that cannot open are logged and
-    /// skipped so one taken port does not keep the others down.
+    /// skipped so one taken port does not keep the others down. Returns how many were opened.
     pub async fn start(&self) -> anyhow::Result<usize> {
+        let Some(dataplane) = &self.dataplane else {
+            return Ok(0);
+        };
         let store = self.store.clone();
         let views = tokio::task::spawn_blocking(move || store.dataplane_listeners(None)).await??;
         let specs: Vec<ListenerSpec> = views.iter().filter_map(spec_of).collect();
         let count = specs.len();
-        for (id, err) in self.dataplane.sync_all(specs).await {
+        let failures = dataplane.sync_all(specs).await;
+        for (id, err) in &failures {
             tracing::error!(listener = %id, error = %err, "listener could not be opened");
         }
-        Ok(count)
+        Ok(count - failures.len())
     }
 
     /// Binds `address:port` now; hand the reservation to `open` after the commit.
     pub fn reserve(&self, address: &str, port: u16) -> Result<Reservation, ApiError> {
-        let ip: IpAddr = address
-            .parse()
-            .map_err(|_| ApiError::PortTaken(format!("address [{address}] is not an IP address")))?;
-        self.dataplane
+        let Some(dataplane) = &self.dataplane else {
+            return Ok(Reservation(None));
+        };
+        let ip: IpAddr = address.parse().map_err(|_| {
+            ApiError::PortTaken(format!("address [{address}] is not an IP address"))
+        })?;
+        dataplane
             .reserve(SocketAddr::new(ip, port))
-            .map_err(|err| ApiError::PortTaken(format!("port {port} on {address} cannot be bound: {err}")))
+            .map(|socket| Reservation(Some(socket)))
+            .map_err(|err| {
+                ApiError::PortTaken(format!("port {port} on {address} cannot be bound: {err}"))
+            })
     }
 
     /// Opens a newly created listener on its reserved socket; returns once it serves.
@@ -88,11 +102,14 @@ impl Plane {
         listener_id: String,
         reservation: Reservation,
     ) -> Result<(), ApiError> {
+        let Some(dataplane) = &self.dataplane else {
+            return Ok(());
+        };
         let _order = self.apply.lock().await;
         let views = self.load(ctx, vec![listener_id]).await?;
         if let Some(spec) = views.iter().find_map(spec_of) {
-            self.dataplane
-                .sync_listener(spec, Some(reservation))
+            dataplane
+                .sync_listener(spec, reservation.0)
                 .await
                 .map_err(|err| ctx.internal(anyhow::Error::new(err)))?;
         }
@@ -102,6 +119,9 @@ impl Plane {
     /// Applies the committed state of `listener_ids` to the data plane; returns once it is served.
     /// Listeners that no longer exist are closed.
     pub async fn sync(&self, ctx: &Ctx, listener_ids: Vec<String>) -> Result<(), ApiError> {
+        let Some(dataplane) = &self.dataplane else {
+            return Ok(());
+        };
         if listener_ids.is_empty() {
             return Ok(());
         }
@@ -109,56 +129,65 @@ impl Plane {
         let views = self.load(ctx, listener_ids.clone()).await?;
         for id in &listener_ids {
             if !views.iter().any(|v| &v.listener.id == id) {
-                self.dataplane.remove_listener(id).await;
+                dataplane.remove_listener(id).await;
             }
         }
         for view in &views {
             match spec_of(view) {
-                Some(spec) => self
-                    .dataplane
+                Some(spec) => dataplane
                     .sync_listener(spec, None)
                     .await
                     .map_err(|err| ctx.internal(anyhow::Error::new(err)))?,
-                None => self.dataplane.remove_listener(&view.listener.id).await,
+                None => dataplane.remove_listener(&view.listener.id).await,
             }
         }
         Ok(())
     }
 
     async fn load(&self, ctx: &Ctx, ids: Vec<String>) -> Result<Vec<ListenerView>, ApiError> {
-        ctx.db(move |store| store.dataplane_listeners(Some(&ids))).await
+        ctx.db(move |store| store.dataplane_listeners(Some(&ids)))
+            .await
     }
 
     /// Closes deleted listeners.
     pub async fn remove(&self, listener_ids: Vec<String>) {
+        let Some(dataplane) = &self.dataplane else {
+            return;
+        };
         let _order = self.apply.lock().await;
         for id in listener_ids {
-            self.dataplane.remove_listener(&id).await;
+            dataplane.remove_listener(&id).await;
         }
     }
 
     /// Drops a deleted certificate from the data plane's cache.
     pub fn forget_cert(&self, ssl_id: &str) {
-        self.dataplane.forget_cert(ssl_id);
+        if let Some(dataplane) = &self.dataplane {
+            dataplane.forget_cert(ssl_id);
+        }
     }
 
-    /// Health per backend id (true = healthy); backends not checked yet count as healthy.
+    /// Health per backend id (true = healthy); backends not checked yet (or on an API-only
+    /// node) count as healthy.
     pub fn backend_health(&self, listener_id: &str) -> Vec<(String, bool)> {
-        self.dataplane.backend_health(listener_id)
-    }
-
-    /// Where a listener actually listens (the ephemeral port when it asked for 0).
-    pub fn local_addr(&self, listener_id: &str) -> Option<SocketAddr> {
-        self.dataplane.local_addr(listener_id)
+        self.dataplane
+            .as_ref()
+            .map(|d| d.backend_health(listener_id))
+            .unwrap_or_default()
     }
 
     pub fn render_metrics(&self) -> String {
-        self.dataplane.render_metrics()
+        self.dataplane
+            .as_ref()
+            .map(|d| d.render_metrics())
+            .unwrap_or_default()
     }
 
     /// Stops accepting and lets open connections drain.
     pub async fn shutdown(&self) {
-        self.dataplane.shutdown().await;
+        if let Some(dataplane) = &self.dataplane {
+            dataplane.shutdown().await;
+        }
     }
 }
 

@@ -100,7 +100,7 @@ async fn run(config: ServeConfig, store: Arc<dyn Store>) -> anyhow::Result<()> {
     let credentials_path = bootstrap(&config.data_dir, store.as_ref(), &region, &base_url)?;
     println!("certbind: credentials in {}", credentials_path.display());
 
-    let plane = Plane::new(store.clone());
+    let plane = Plane::new(store.clone(), config.dataplane);
     let opened = plane.start().await.context("opening the listeners")?;
     tracing::info!(listeners = opened, "data plane ready");
     let app = App::new(

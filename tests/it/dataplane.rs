@@ -234,3 +234,13 @@ async fn a_restart_rebuilds_every_listener_from_the_store() {
     let metrics = support::raw_text(&server.base_url, "/metrics").await;
     assert!(metrics.contains("handshake"), "{metrics}");
 }
+
+#[tokio::test]
+async fn an_api_only_node_answers_but_opens_no_listener() {
+    let server = support::spawn_with(&["--dataplane", "off"]).await;
+    let a = upload(&server, &["off.example.test"]).await;
+    let (ulb, vs, at) = clb_https(&server, 8443).await;
+    server.ok("BindSSL", &[("ULBId", &ulb), ("VServerId", &vs), ("SSLId", &a.id)]).await;
+    server.ok("UpdateSSLBinding", &[("OldSSLId", &a.id), ("NewSSLId", &a.id)]).await;
+    assert!(tokio::net::TcpStream::connect(at).await.is_err(), "nothing listens on {at}");
+}
