@@ -61,6 +61,7 @@ pub async fn seed(
     bindings: usize,
 ) -> anyhow::Result<Seeded> {
     anyhow::ensure!(bindings >= 1, "at least one binding");
+    crate::serve::check_listener_capacity(bindings)?;
     let bulk = bindings - 1;
     let lb_count = bulk.div_ceil(LISTENERS_PER_LB).max(1);
     let (ssl_a, ssl_b, lb_ids, template_vserver) = {

@@ -21,6 +21,36 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The address pool the bench's servers allocate load balancer addresses from.
 pub const ADDRESS_POOL: &str = "127.3.0.0/16";
 
+/// File descriptors a server needs besides one per listener: the API socket, its connections,
+/// the store, logs.
+const FD_HEADROOM: u64 = 1_000;
+
+/// `certbind serve` opens every HTTPS listener of its store at startup, one socket each, and a
+/// process out of descriptors cannot accept API connections any more (it hangs rather than
+/// fails). So a store with more listeners than this process's `ulimit -n` (which children
+/// inherit) allows cannot be measured here; say so before seeding it.
+pub fn check_listener_capacity(listeners: usize) -> anyhow::Result<()> {
+    let Some(limit) = open_files_limit() else {
+        return Ok(());
+    };
+    let needed = listeners as u64 + FD_HEADROOM;
+    anyhow::ensure!(
+        needed <= limit,
+        "a store with {listeners} HTTPS listeners needs about {needed} open files in \
+         `certbind serve` (one socket per listener, opened at startup), but `ulimit -n` is \
+         {limit}; raise it, or measure at most {} listeners here",
+        limit.saturating_sub(FD_HEADROOM)
+    );
+    Ok(())
+}
+
+/// The soft RLIMIT_NOFILE of this process, from /proc (no unsafe code needed).
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// A directory under the system temp dir, removed on drop unless kept.
 pub struct Workdir {
     pub path: PathBuf,
