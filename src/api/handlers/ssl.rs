@@ -88,7 +88,6 @@ async fn describe(
 
 /// One certificate as a `ULBSSLSet` (DescribeSSL, and VServer `SSLSet`): CLB bindings only.
 pub fn ulb_ssl_set(view: &CertificateView) -> Value {
-    let cert = &view.certificate;
     let targets: Vec<Value> = view
         .bindings
         .iter()
@@ -100,42 +99,45 @@ pub fn ulb_ssl_set(view: &CertificateView) -> Value {
             })
         })
         .collect();
-    json!({
-        "SSLId": cert.id,
-        "SSLName": cert.name,
-        "SSLType": "Pem",
-        "SSLContent": view.content.as_str(),
-        "SSLSource": 0,
-        "USSLId": "",
-        "HashValue": cert.hash_value,
-        "Domains": cert.domains,
-        "NotBefore": cert.not_before,
-        "NotAfter": cert.not_after,
-        "CreateTime": cert.created_at,
-        "BindedTargetSet": targets,
-    })
+    let mut set = common_fields(view);
+    set.insert("BindedTargetSet".into(), Value::Array(targets));
+    Value::Object(set)
 }
 
 /// One certificate as an `SSLInfo` (DescribeSSLV2): CLB and ALB bindings in `Relations`.
 fn ssl_info(view: &CertificateView) -> Value {
+    let mut info = common_fields(view);
+    // Not documented; comma-separated, spec §4.1 [REC].
+    info.insert(
+        "DNSNames".into(),
+        Value::String(view.certificate.dns_names.join(",")),
+    );
+    info.insert(
+        "Relations".into(),
+        Value::Array(view.bindings.iter().map(relation).collect()),
+    );
+    Value::Object(info)
+}
+
+/// The fields `ULBSSLSet` and `SSLInfo` share, with their exact JSON types.
+fn common_fields(view: &CertificateView) -> serde_json::Map<String, Value> {
     let cert = &view.certificate;
-    let relations: Vec<Value> = view.bindings.iter().map(relation).collect();
-    json!({
-        "SSLId": cert.id,
-        "SSLName": cert.name,
-        "SSLType": "Pem",
-        "SSLContent": view.content.as_str(),
-        "SSLSource": 0,
-        "USSLId": "",
-        "HashValue": cert.hash_value,
-        "Domains": cert.domains,
-        // Not documented; comma-separated, spec §4.1 [REC].
-        "DNSNames": cert.dns_names.join(","),
-        "NotBefore": cert.not_before,
-        "NotAfter": cert.not_after,
-        "CreateTime": cert.created_at,
-        "Relations": relations,
-    })
+    [
+        ("SSLId", json!(cert.id)),
+        ("SSLName", json!(cert.name)),
+        ("SSLType", json!("Pem")),
+        ("SSLContent", json!(view.content.as_str())),
+        ("SSLSource", json!(0)),
+        ("USSLId", json!("")),
+        ("HashValue", json!(cert.hash_value)),
+        ("Domains", json!(cert.domains)),
+        ("NotBefore", json!(cert.not_before)),
+        ("NotAfter", json!(cert.not_after)),
+        ("CreateTime", json!(cert.created_at)),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_string(), value))
+    .collect()
 }
 
 fn relation(binding: &Binding) -> Value {

@@ -9,6 +9,8 @@ use anyhow::Context;
 use certbind::client::ApiClient;
 use serde_json::Value;
 
+use crate::scenario::CALL_TIMEOUT;
+
 /// The port of the first VServer of a fixture CLB; VServer `i` listens on `FIRST_PORT + i`.
 pub const FIRST_PORT: u16 = 20_000;
 
@@ -22,9 +24,9 @@ pub async fn ok(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let answer = client
-        .call(action, &owned)
+    let answer = tokio::time::timeout(CALL_TIMEOUT, client.call(action, &owned))
         .await
+        .with_context(|| format!("{action}: no answer within {CALL_TIMEOUT:?}"))?
         .with_context(|| format!("calling {action}"))?;
     if answer.get("RetCode").and_then(Value::as_i64) != Some(0) {
         anyhow::bail!("{action} failed: {answer}");

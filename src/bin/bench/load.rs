@@ -25,6 +25,10 @@ const FORM: &str = "application/x-www-form-urlencoded";
 /// the loop into a busy spin; it only ever delays a worker that is already failing.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
 
+/// A request without an answer after this long counts as failed and its connection is replaced,
+/// so a stuck server ends the run instead of hanging it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// When a run measures: `warmup` of unrecorded load, then `duration` recorded.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
@@ -276,14 +280,18 @@ impl Worker for FormPoster {
         };
         let body = self.script[self.next % self.script.len()].clone();
         self.next += 1;
-        match send(sender, &self.host, body).await {
-            Ok((status, answer)) => match self.expect.check(status, &answer) {
+        match tokio::time::timeout(REQUEST_TIMEOUT, send(sender, &self.host, body)).await {
+            Ok(Ok((status, answer))) => match self.expect.check(status, &answer) {
                 Ok(()) => Step::Ok,
                 Err(why) => Step::Rejected(why),
             },
-            Err(err) => {
+            Ok(Err(err)) => {
                 self.sender = None;
                 Step::Failed(format!("transport: {err:#}"))
+            }
+            Err(_) => {
+                self.sender = None;
+                Step::Failed(format!("no answer within {REQUEST_TIMEOUT:?}"))
             }
         }
     }

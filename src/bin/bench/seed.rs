@@ -62,6 +62,10 @@ pub async fn seed(
 ) -> anyhow::Result<Seeded> {
     anyhow::ensure!(bindings >= 1, "at least one binding");
     crate::serve::check_listener_capacity(bindings)?;
+    println!(
+        "seeding {}: {bindings} bindings of A ...",
+        data_dir.display()
+    );
     let bulk = bindings - 1;
     let lb_count = bulk.div_ceil(LISTENERS_PER_LB).max(1);
     let (ssl_a, ssl_b, lb_ids, template_vserver) = {

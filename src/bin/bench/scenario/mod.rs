@@ -6,6 +6,8 @@ pub mod project_wide;
 pub mod table_size;
 pub mod update_binding;
 
+use std::time::Duration;
+
 use anyhow::Context;
 use bytes::Bytes;
 use certbind::client::{ApiClient, Endpoint};
@@ -74,10 +76,15 @@ pub fn signed(endpoint: &Endpoint, action: &str, params: &[(&str, &str)]) -> Byt
     Bytes::from(endpoint.signed_body(action, &owned))
 }
 
+/// How long one set-up or timed call may take before the scenario gives up on the server.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Posts a pre-signed body once and returns the envelope, failing unless RetCode is 0.
 pub async fn post_ok(client: &ApiClient, body: &Bytes) -> anyhow::Result<Value> {
     let text = String::from_utf8(body.to_vec()).context("the body is not UTF-8")?;
-    let answer = client.post(text).await?;
+    let answer = tokio::time::timeout(CALL_TIMEOUT, client.post(text))
+        .await
+        .with_context(|| format!("no answer within {CALL_TIMEOUT:?}"))??;
     if answer.get("RetCode").and_then(Value::as_i64) != Some(0) {
         anyhow::bail!("the call failed: {answer}");
     }

@@ -59,7 +59,6 @@ impl Side {
         bindings: usize,
     ) -> anyhow::Result<Side> {
         let data_dir = workdir.path.join(format!("table-size-{name}"));
-        println!("seeding the {name} store: {bindings} bindings of A ...");
         let seeded = seed::seed(bin, &data_dir, pool, bindings).await?;
         println!("  bulk insert took {} ms", ms(as_nanos(seeded.bulk_time)));
         let server = ServeProcess::start(bin, &data_dir, pool)?;
@@ -106,6 +105,8 @@ impl Side {
 
 pub async fn run(args: TableSizeArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.flips >= 1, "--flips must be at least 1");
+    // Checked before seeding anything: seeding the large store alone takes a while.
+    serve::check_listener_capacity(args.small.max(args.large))?;
     let bin = serve::certbind_bin(&args.serve)?;
     let workdir = Workdir::new(args.serve.keep_data)?;
     let mut small = Side::start(&bin, &workdir, "small", SMALL_POOL, args.small).await?;
