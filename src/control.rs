@@ -29,6 +29,15 @@ pub struct Plane {
     /// Held from the store read to the data-plane swap, so two calls that commit in one order
     /// cannot apply their snapshots in the other: whoever reads later reads the later commit.
     apply: tokio::sync::Mutex<()>,
+    /// Committed changes waiting to be applied. Whoever holds `apply` takes them all and applies
+    /// them with one store read, so concurrent calls share the work instead of queueing for it.
+    waiting: std::sync::Mutex<Vec<PendingSync>>,
+}
+
+/// One caller's committed change, waiting for the data plane.
+struct PendingSync {
+    listener_ids: Vec<String>,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
 
 /// Certificate material straight from the store: decrypted, parsed and checked once per
@@ -59,6 +68,7 @@ impl Plane {
             store,
             dataplane: serve_listeners.then(|| DataPlane::new(source)),
             apply: tokio::sync::Mutex::new(()),
+            waiting: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -118,30 +128,86 @@ impl Plane {
 
     /// Applies the committed state of `listener_ids` to the data plane; returns once it is served.
     /// Listeners that no longer exist are closed.
+    ///
+    /// Call it after the commit. The first caller to get `apply` becomes the leader: it takes
+    /// every waiting change (its own and those of calls that committed meanwhile), reads their
+    /// listeners in one store read made after all those commits, applies them, and answers each
+    /// caller. A caller whose change a previous leader already applied returns at once.
     pub async fn sync(&self, ctx: &Ctx, listener_ids: Vec<String>) -> Result<(), ApiError> {
-        let Some(dataplane) = &self.dataplane else {
-            return Ok(());
-        };
-        if listener_ids.is_empty() {
+        if self.dataplane.is_none() || listener_ids.is_empty() {
             return Ok(());
         }
-        let _order = self.apply.lock().await;
-        let views = self.load(ctx, listener_ids.clone()).await?;
-        for id in &listener_ids {
+        let (done, mut outcome) = tokio::sync::oneshot::channel();
+        self.lock_waiting().push(PendingSync { listener_ids, done });
+        let answer = tokio::select! {
+            biased;
+            answer = &mut outcome => answer,
+            _leader = self.apply.lock() => {
+                let batch = std::mem::take(&mut *self.lock_waiting());
+                self.apply_batch(ctx, batch).await;
+                (&mut outcome).await
+            }
+        };
+        match answer {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(ctx.internal(anyhow::anyhow!(reason))),
+            Err(_) => Err(ctx.internal(anyhow::anyhow!("the data-plane sync was dropped"))),
+        }
+    }
+
+    fn lock_waiting(&self) -> std::sync::MutexGuard<'_, Vec<PendingSync>> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Applies a batch of waiting changes under `apply` and answers every caller in it.
+    async fn apply_batch(&self, ctx: &Ctx, batch: Vec<PendingSync>) {
+        let Some(dataplane) = &self.dataplane else {
+            return;
+        };
+        if batch.is_empty() {
+            return;
+        }
+        let mut ids: Vec<String> = batch
+            .iter()
+            .flat_map(|p| p.listener_ids.iter().cloned())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let views = match self.load(ctx, ids.clone()).await {
+            Ok(views) => views,
+            Err(err) => {
+                let reason = format!("reading listeners for the data plane: {err}");
+                for pending in batch {
+                    let _ = pending.done.send(Err(reason.clone()));
+                }
+                return;
+            }
+        };
+        let mut failed: std::collections::HashMap<String, String> = Default::default();
+        for id in &ids {
             if !views.iter().any(|v| &v.listener.id == id) {
                 dataplane.remove_listener(id).await;
             }
         }
         for view in &views {
             match spec_of(view) {
-                Some(spec) => dataplane
-                    .sync_listener(spec, None)
-                    .await
-                    .map_err(|err| ctx.internal(anyhow::Error::new(err)))?,
+                Some(spec) => {
+                    if let Err(err) = dataplane.sync_listener(spec, None).await {
+                        failed.insert(view.listener.id.clone(), err.to_string());
+                    }
+                }
                 None => dataplane.remove_listener(&view.listener.id).await,
             }
         }
-        Ok(())
+        for pending in batch {
+            let error = pending
+                .listener_ids
+                .iter()
+                .find_map(|id| failed.get(id).map(|e| format!("listener {id}: {e}")));
+            let _ = pending.done.send(error.map_or(Ok(()), Err));
+        }
     }
 
     async fn load(&self, ctx: &Ctx, ids: Vec<String>) -> Result<Vec<ListenerView>, ApiError> {

@@ -226,7 +226,20 @@ async fn process(
         .get("Action")
         .filter(|a| !a.is_empty())
         .map(str::to_owned);
-    let result = authorize_and_run(app, &params, action.as_deref(), request_id).await;
+    // The rest runs as its own task: a client that hangs up must not cancel a handler between
+    // its commit and the data-plane sync that serves it.
+    let task = {
+        let (app, action, request_id) = (app.clone(), action.clone(), request_id.to_string());
+        tokio::spawn(async move {
+            authorize_and_run(&app, &params, action.as_deref(), &request_id).await
+        })
+    };
+    let result = task.await.unwrap_or_else(|join| {
+        Err(ApiError::Internal {
+            request_id: request_id.to_string(),
+            source: anyhow::Error::new(join),
+        })
+    });
     (action, result)
 }
 

@@ -1,11 +1,14 @@
 //! The embedded SQLite backend of the store: connections, migrations and transactions; the SQL of
 //! each resource family lives in its own file, and nothing above `store` sees any of it.
 //!
-//! One writer connection behind a mutex runs every mutating call as `BEGIN IMMEDIATE … COMMIT`
+//! One writer connection behind a mutex runs the mutating calls inside `BEGIN IMMEDIATE … COMMIT`
 //! (the write lock is taken up front, so a call never fails half-way on a lock upgrade, and
-//! another process such as the CLI simply waits up to `busy_timeout`). Reads run on a small pool
-//! of reader connections inside a deferred transaction: in WAL mode they see one consistent
-//! snapshot and never wait for the writer.
+//! another process such as the CLI simply waits up to `busy_timeout`). Calls that arrive while
+//! one runs join the same transaction (group commit), each inside its own savepoint: a failed call
+//! rolls back to its savepoint and changes nothing, and a call returns only after the transaction
+//! holding its change has committed. Reads run on a small pool of reader connections inside a
+//! deferred transaction: in WAL mode they see one consistent snapshot and never wait for the
+//! writer.
 
 mod accounts;
 mod bindings;
@@ -29,7 +32,8 @@ use crate::store::{
 use anyhow::Context;
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Schema migrations in order; `PRAGMA user_version` counts how many are applied.
@@ -50,9 +54,33 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// Calls in one group-commit transaction at most; bounds how long the first of them waits.
+const MAX_BATCH: usize = 256;
+
+/// The writer connection and the state of the transaction the callers share.
+struct Writer {
+    conn: Connection,
+    /// The batch whose transaction is open, if any.
+    open: Option<u64>,
+    /// Calls whose changes wait in the open transaction.
+    pending: usize,
+    next_batch: u64,
+    /// Every batch up to this one has ended (committed or failed).
+    ended_through: u64,
+    /// Batches whose COMMIT failed, with the reason (a short history).
+    failed: Vec<(u64, String)>,
+    /// A savepoint could not be opened or closed: the open batch must roll back.
+    poisoned: bool,
+}
+
 /// The `Store` on one SQLite file.
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
+    /// Signalled when a batch ends.
+    batch_ended: Condvar,
+    /// Callers between arriving and taking the writer lock: while any wait, a finished call
+    /// leaves the transaction open for them instead of committing.
+    arriving: AtomicUsize,
     readers: Mutex<Vec<Connection>>,
     path: PathBuf,
     master: MasterKey,
@@ -118,7 +146,17 @@ impl SqliteStore {
         let mut writer = connect(path)?;
         migrate(&mut writer).with_context(|| format!("migrate {}", path.display()))?;
         Ok(SqliteStore {
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer {
+                conn: writer,
+                open: None,
+                pending: 0,
+                next_batch: 1,
+                ended_through: 0,
+                failed: Vec::new(),
+                poisoned: false,
+            }),
+            batch_ended: Condvar::new(),
+            arriving: AtomicUsize::new(0),
             readers: Mutex::new(Vec::new()),
             path: path.to_path_buf(),
             master,
@@ -134,14 +172,98 @@ impl SqliteStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `body` in one write transaction: committed if it returns `Ok`, rolled back otherwise,
-    /// so a failed call changes nothing.
+    /// Runs `body` as one atomic change: inside its own savepoint of the shared write
+    /// transaction, rolled back to that savepoint if it fails, and returned only once the
+    /// transaction holding it has committed. A failed COMMIT fails every call of its batch.
     fn write<T>(&self, body: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let mut conn = Self::lock(&self.writer);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = body(&tx)?;
-        tx.commit()?;
-        Ok(value)
+        self.arriving.fetch_add(1, Ordering::SeqCst);
+        let mut writer = Self::lock(&self.writer);
+        self.arriving.fetch_sub(1, Ordering::SeqCst);
+        let outcome = Self::run_in_savepoint(&mut writer, body);
+        if outcome.is_ok() {
+            writer.pending += 1;
+        }
+        // Commit unless someone is about to join: the last to join always commits, so a batch is
+        // never left open with callers waiting on it.
+        let joining = self.arriving.load(Ordering::SeqCst) > 0;
+        if writer.open.is_some() && (!joining || writer.pending >= MAX_BATCH) {
+            self.end_batch(&mut writer);
+        }
+        // A failed call changed nothing, so it has no commit to wait for.
+        let (value, batch) = outcome?;
+        while writer.ended_through < batch {
+            writer = self
+                .batch_ended
+                .wait(writer)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        match writer.failed.iter().find(|(failed, _)| *failed == batch) {
+            Some((_, reason)) => Err(StoreError::Backend(anyhow::anyhow!(
+                "commit failed: {reason}"
+            ))),
+            None => Ok(value),
+        }
+    }
+
+    /// Opens the shared transaction if needed and runs `body` in a savepoint of it; returns the
+    /// batch the change belongs to.
+    fn run_in_savepoint<T>(
+        writer: &mut Writer,
+        body: impl FnOnce(&Connection) -> StoreResult<T>,
+    ) -> StoreResult<(T, u64)> {
+        let batch = match writer.open {
+            Some(batch) => batch,
+            None => {
+                writer.conn.execute_batch("BEGIN IMMEDIATE")?;
+                let batch = writer.next_batch;
+                writer.next_batch += 1;
+                writer.open = Some(batch);
+                batch
+            }
+        };
+        if let Err(err) = writer.conn.execute_batch("SAVEPOINT call") {
+            writer.poisoned = true;
+            return Err(err.into());
+        }
+        let result = body(&writer.conn);
+        let close = match result {
+            Ok(_) => "RELEASE call",
+            Err(_) => "ROLLBACK TO call; RELEASE call",
+        };
+        if let Err(err) = writer.conn.execute_batch(close) {
+            // The savepoint stack is in an unknown state: the whole batch must not commit.
+            writer.poisoned = true;
+            return Err(err.into());
+        }
+        result.map(|value| (value, batch))
+    }
+
+    /// Commits the open batch (or rolls it back if poisoned) and wakes its waiters.
+    fn end_batch(&self, writer: &mut Writer) {
+        let Some(batch) = writer.open.take() else {
+            return;
+        };
+        let committed = if writer.poisoned {
+            Err("a savepoint of the batch failed".to_string())
+        } else {
+            writer
+                .conn
+                .execute_batch("COMMIT")
+                .map_err(|err| err.to_string())
+        };
+        if let Err(reason) = committed {
+            let _ = writer.conn.execute_batch("ROLLBACK");
+            tracing::error!(batch, %reason, "write transaction failed");
+            writer.failed.push((batch, reason));
+            // Waiters read this right after the wake-up; a short history is plenty.
+            if writer.failed.len() > 64 {
+                writer.failed.remove(0);
+            }
+        }
+        writer.pending = 0;
+        writer.poisoned = false;
+        writer.ended_through = batch;
+        self.batch_ended.notify_all();
     }
 
     /// Runs `body` on a reader connection inside one read transaction (one snapshot).
