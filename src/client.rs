@@ -3,6 +3,7 @@
 //! It signs with the same `auth::sign` the server verifies with, and posts form-urlencoded bodies
 //! like the Python and Go SDKs.
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -153,7 +154,12 @@ pub fn call_command(args: crate::cli::CallArgs) -> anyhow::Result<std::process::
         .enable_all()
         .build()?;
     let answer = runtime.block_on(ApiClient::new(endpoint).call(&args.action, &params))?;
-    println!("{}", serde_json::to_string_pretty(&answer)?);
+    // A closed pipe (`certbind call … | head`) is not an error worth a panic.
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{}", serde_json::to_string_pretty(&answer)?) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => return Err(err.into()),
+        _ => {}
+    }
     let ok = answer.get("RetCode").and_then(Value::as_i64) == Some(0);
     Ok(if ok {
         std::process::ExitCode::SUCCESS
