@@ -1,7 +1,8 @@
-//! Resources the scenarios create through the API (certificates, CLBs, HTTPS VServers, bindings),
-//! and the self-signed certificates they upload. Every call must answer RetCode 0, or the scenario
-//! stops with the server's message.
+//! Resources the scenarios create through the API (certificates, CLBs, HTTPS VServers, bindings,
+//! backends), and the self-signed certificates they upload. Every call must answer RetCode 0, or
+//! the scenario stops with the server's message.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
 
@@ -10,6 +11,7 @@ use certbind::client::ApiClient;
 use serde_json::Value;
 
 use crate::scenario::CALL_TIMEOUT;
+use crate::tls::{Fingerprint, SERVER_NAME};
 
 /// The port of the first VServer of a fixture CLB; VServer `i` listens on `FIRST_PORT + i`.
 pub const FIRST_PORT: u16 = 20_000;
@@ -80,13 +82,120 @@ pub fn self_signed(dir: &Path, name: &str) -> anyhow::Result<(String, String)> {
 /// Uploads a new self-signed certificate; returns its SSLId.
 pub async fn create_ssl(client: &ApiClient, dir: &Path, name: &str) -> anyhow::Result<String> {
     let (cert, key) = self_signed(dir, name)?;
+    upload_ssl(client, name, &cert, &key).await
+}
+
+/// Uploads a certificate and its key; returns its SSLId.
+pub async fn upload_ssl(
+    client: &ApiClient,
+    name: &str,
+    cert: &str,
+    key: &str,
+) -> anyhow::Result<String> {
     let answer = ok(
         client,
         "CreateSSL",
-        &[("SSLName", name), ("UserCert", &cert), ("PrivateKey", &key)],
+        &[("SSLName", name), ("UserCert", cert), ("PrivateKey", key)],
     )
     .await?;
     field(&answer, "SSLId")
+}
+
+/// The address a load balancer's listeners bind (`PrivateIP` of DescribeULB).
+pub async fn private_ip(client: &ApiClient, ulb_id: &str) -> anyhow::Result<IpAddr> {
+    let answer = ok(client, "DescribeULB", &[("ULBId", ulb_id)]).await?;
+    let set = answer
+        .get("DataSet")
+        .and_then(|data| data.get(0))
+        .with_context(|| format!("DescribeULB returned no {ulb_id}: {answer}"))?;
+    let ip = field(set, "PrivateIP")?;
+    ip.parse()
+        .with_context(|| format!("PrivateIP {ip:?} is not an IP address"))
+}
+
+/// A port nothing listens on at `ip` right now (the kernel's choice for a throw-away socket).
+pub fn free_port(ip: IpAddr) -> anyhow::Result<u16> {
+    let socket = std::net::TcpListener::bind(SocketAddr::new(ip, 0))
+        .with_context(|| format!("finding a free port on {ip}"))?;
+    Ok(socket.local_addr()?.port())
+}
+
+/// A certificate for `tls::SERVER_NAME` as the data-plane scenarios use it: uploaded to certbind,
+/// written into nginx's PEM file, and recognised by the client by its fingerprint.
+#[derive(Clone)]
+pub struct Material {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub fingerprint: Fingerprint,
+}
+
+impl Material {
+    /// A fresh ECDSA P-256 certificate; `tag` keeps the files of several apart under `dir`.
+    pub fn make(dir: &Path, tag: &str) -> anyhow::Result<Material> {
+        let own = dir.join(tag);
+        std::fs::create_dir_all(&own).with_context(|| format!("creating {}", own.display()))?;
+        let (cert_pem, key_pem) = self_signed(&own, SERVER_NAME)?;
+        let fingerprint = Fingerprint::of_pem(&cert_pem)?;
+        Ok(Material {
+            cert_pem,
+            key_pem,
+            fingerprint,
+        })
+    }
+
+    /// Certificate and key in one PEM text (nginx's `ssl_certificate` and `_key` file).
+    pub fn combined(&self) -> String {
+        format!("{}{}", self.cert_pem, self.key_pem)
+    }
+}
+
+/// One CLB with one HTTPS VServer on a free port of its address, certificates A and B uploaded
+/// and A bound; optionally one backend.
+pub struct ListenerFixture {
+    pub ssl_a: String,
+    pub ssl_b: String,
+    pub vserver_id: String,
+    /// Where the VServer accepts TLS.
+    pub addr: SocketAddr,
+}
+
+impl ListenerFixture {
+    pub async fn create(
+        client: &ApiClient,
+        a: &Material,
+        b: &Material,
+        backend: Option<SocketAddr>,
+    ) -> anyhow::Result<ListenerFixture> {
+        let ssl_a = upload_ssl(client, "bench-a", &a.cert_pem, &a.key_pem).await?;
+        let ssl_b = upload_ssl(client, "bench-b", &b.cert_pem, &b.key_pem).await?;
+        let ulb_id = create_clb(client, "bench").await?;
+        let ip = private_ip(client, &ulb_id).await?;
+        let port = free_port(ip)?;
+        let vserver_id = create_https_vserver(client, &ulb_id, "bench", port).await?;
+        bind_ssl(client, &ssl_a, &ulb_id, &vserver_id).await?;
+        if let Some(backend) = backend {
+            let port = backend.port().to_string();
+            let ip = backend.ip().to_string();
+            ok(
+                client,
+                "AllocateBackend",
+                &[
+                    ("ULBId", &ulb_id),
+                    ("VServerId", &vserver_id),
+                    ("ResourceType", "UHost"),
+                    ("ResourceIP", &ip),
+                    ("Port", &port),
+                ],
+            )
+            .await?;
+        }
+        Ok(ListenerFixture {
+            ssl_a,
+            ssl_b,
+            vserver_id,
+            addr: SocketAddr::new(ip, port),
+        })
+    }
 }
 
 /// A request-proxy CLB; returns its ULBId.

@@ -7,6 +7,8 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -88,15 +90,41 @@ impl Outcome {
 /// Runs every worker on its own task until the window closes. Workers should be ready (connected)
 /// before this is called, so set-up is not measured.
 pub async fn drive<W: Worker>(workers: Vec<W>, timing: Timing) -> anyhow::Result<Outcome> {
-    anyhow::ensure!(!workers.is_empty(), "no workers to run");
     let start = Instant::now();
     let window = Window {
         from: start + timing.warmup,
         until: start + timing.warmup + timing.duration,
+        stop: None,
     };
+    collect(workers, window, timing.duration).await
+}
+
+/// Like `drive`, but the measured window closes when `stop` is set instead of after a fixed
+/// duration: for load that must last exactly as long as something else (a rotation) does.
+pub async fn drive_until<W: Worker>(
+    workers: Vec<W>,
+    warmup: Duration,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<Outcome> {
+    let start = Instant::now();
+    let window = Window {
+        from: start + warmup,
+        // Far enough never to matter, near enough not to overflow an Instant.
+        until: start + Duration::from_secs(365 * 24 * 3600),
+        stop: Some(stop),
+    };
+    collect(workers, window, Duration::ZERO).await
+}
+
+async fn collect<W: Worker>(
+    workers: Vec<W>,
+    window: Window,
+    nominal: Duration,
+) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(!workers.is_empty(), "no workers to run");
     let mut tasks = JoinSet::new();
     for worker in workers {
-        tasks.spawn(work(worker, window));
+        tasks.spawn(work(worker, window.clone()));
     }
     let mut total = Outcome::default();
     let mut last_done = window.from;
@@ -116,15 +144,27 @@ pub async fn drive<W: Worker>(workers: Vec<W>, timing: Timing) -> anyhow::Result
     total.elapsed = if last_done > window.from {
         last_done - window.from
     } else {
-        timing.duration
+        nominal
     };
     Ok(total)
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Window {
     from: Instant,
     until: Instant,
+    /// Set: stop before the next operation (`drive_until`).
+    stop: Option<Arc<AtomicBool>>,
+}
+
+impl Window {
+    fn closed(&self, now: Instant) -> bool {
+        now >= self.until
+            || self
+                .stop
+                .as_ref()
+                .is_some_and(|stop| stop.load(Ordering::Relaxed))
+    }
 }
 
 /// One worker's loop; returns its counts and when its last recorded answer arrived.
@@ -133,7 +173,7 @@ async fn work<W: Worker>(mut worker: W, window: Window) -> (Outcome, Option<Inst
     let mut last_done = None;
     loop {
         let started = Instant::now();
-        if started >= window.until {
+        if window.closed(started) {
             break;
         }
         let step = worker.step().await;
@@ -386,5 +426,36 @@ mod tests {
         // Every recorded step took at least the fake's 1 ms pause.
         assert!(outcome.latencies.iter().all(|&nanos| nanos >= 1_000_000));
         assert!(outcome.elapsed >= Duration::from_millis(50));
+    }
+
+    /// A worker that raises the stop flag in its fifth step.
+    struct Stopper {
+        calls: u64,
+        stop: Arc<AtomicBool>,
+    }
+
+    impl Worker for Stopper {
+        async fn step(&mut self) -> Step {
+            self.calls += 1;
+            if self.calls == 5 {
+                self.stop.store(true, Ordering::Relaxed);
+            }
+            Step::Ok
+        }
+    }
+
+    #[tokio::test]
+    async fn drive_until_stops_when_told() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Stopper {
+            calls: 0,
+            stop: stop.clone(),
+        };
+        let outcome = drive_until(vec![worker], Duration::ZERO, stop)
+            .await
+            .unwrap();
+        // Steps 1..=5 ran and counted; the flag raised in step 5 ends the loop before step 6.
+        assert_eq!(outcome.answered, 5);
+        assert_eq!(outcome.errors(), 0);
     }
 }

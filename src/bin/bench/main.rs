@@ -2,19 +2,26 @@
 //! same run on the same machine. It owns load generation, seeding and reporting; it asserts no
 //! timings and changes nothing in a server it did not start except the resources it creates.
 //!
-//! Shared pieces: `load` (the keep-alive load loop), `report` (percentiles and tables), `bare`
-//! (the in-process baseline server), `serve` (a `certbind serve` child process), `fixture`
-//! (resources created through the API), `seed` (bulk rows written straight into SQLite).
+//! Shared pieces: `load` (the load loop), `report` (percentiles and tables), `bare` (the
+//! in-process baseline server), `serve` (a `certbind serve` child process), `fixture` (resources
+//! created through the API), `seed` (bulk rows written straight into SQLite); for the data-plane
+//! scenarios `tls` (the TLS load client), `nginx` (the nginx baseline as a child process),
+//! `contenders` (certbind and nginx set up side by side, the interleaved comparison) and
+//! `procfs` (server CPU and memory from /proc).
 //! Each subcommand is one file under `scenario/`; a new scenario is one more file and one more
 //! variant of `Command`.
 
 mod bare;
+mod contenders;
 mod fixture;
 mod load;
+mod nginx;
+mod procfs;
 mod report;
 mod scenario;
 mod seed;
 mod serve;
+mod tls;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,6 +51,15 @@ enum Command {
     ProjectWide(scenario::project_wide::ProjectWideArgs),
     /// One-listener UpdateSSLBinding latency with a small vs a large bindings table.
     TableSize(scenario::table_size::TableSizeArgs),
+    /// Full TLS 1.3 handshakes per second through certbind vs nginx.
+    TlsHandshake(scenario::tls_handshake::TlsHandshakeArgs),
+    /// Certificate flips under handshake load: failed and stale handshakes, swap-to-served delay,
+    /// certbind (UpdateSSLBinding) vs nginx (`-s reload`).
+    Rotation(scenario::rotation::RotationArgs),
+    /// HTTPS keep-alive requests per second proxied to a loopback backend, certbind vs nginx.
+    Keepalive(scenario::keepalive::KeepaliveArgs),
+    /// Startup time and memory of `certbind serve` with many certificates and listeners.
+    Scale(scenario::scale::ScaleArgs),
 }
 
 /// Which certbind to measure: an already running one (`--credentials`), or a fresh child process.
@@ -133,6 +149,10 @@ fn main() -> std::process::ExitCode {
             Command::UpdateBinding(args) => scenario::update_binding::run(args).await,
             Command::ProjectWide(args) => scenario::project_wide::run(args).await,
             Command::TableSize(args) => scenario::table_size::run(args).await,
+            Command::TlsHandshake(args) => scenario::tls_handshake::run(args).await,
+            Command::Rotation(args) => scenario::rotation::run(args).await,
+            Command::Keepalive(args) => scenario::keepalive::run(args).await,
+            Command::Scale(args) => scenario::scale::run(args).await,
         }
     });
     match result {

@@ -133,6 +133,93 @@ pub fn print_ratio(name: &str, numerator: Duration, denominator: Duration, goal:
     );
 }
 
+/// One line of a rate table (`print_rate_table`): a run, and the server CPU it cost per operation
+/// when that was measured.
+pub struct RateRow<'a> {
+    pub label: String,
+    pub outcome: &'a Outcome,
+    pub cpu_per_op: Option<Duration>,
+}
+
+/// A table like `print_load_table` for operations that are not requests (`unit` = "hs"), with
+/// the server's CPU per operation; then the first error of each run that had any.
+pub fn print_rate_table(unit: &str, rows: &[RateRow]) {
+    println!(
+        "{:<22} {:>10} {:>8} {:>11} {:>9} {:>9} {:>9} {:>14}",
+        "",
+        unit,
+        "failed",
+        format!("{unit}/s"),
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        format!("srv CPU µs/{unit}")
+    );
+    for row in rows {
+        let o = row.outcome;
+        let latency = Latency::of(&o.latencies);
+        let cpu = row
+            .cpu_per_op
+            .map_or_else(|| "-".to_string(), |cpu| format!("{:.1}", micros(cpu)));
+        println!(
+            "{:<22} {:>10} {:>8} {:>11.0} {:>9} {:>9} {:>9} {:>14}",
+            row.label,
+            o.answered,
+            o.errors(),
+            o.rate(),
+            ms(latency.p50),
+            ms(latency.p99),
+            ms(latency.max),
+            cpu
+        );
+    }
+    for row in rows {
+        if let Some(why) = &row.outcome.first_error {
+            println!(
+                "  {}: {} failed ({} wrong answers, {} transport/TLS); first: {why}",
+                row.label,
+                row.outcome.errors(),
+                row.outcome.rejected,
+                row.outcome.transport_errors
+            );
+        }
+    }
+}
+
+fn micros(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e6
+}
+
+/// Median, minimum and maximum of some figures (the anchors' "median [min–max]").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    /// `None` for no values. The median of an even count is the lower middle, as in `median`.
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        let mut sorted: Vec<f64> = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let rank = ((sorted.len() as f64) / 2.0).ceil() as usize;
+        Some(Spread {
+            median: *sorted.get(rank.max(1) - 1)?,
+            min: *sorted.first()?,
+            max: *sorted.last()?,
+        })
+    }
+
+    /// `1,234 [1,100–1,300]` with `decimals` digits after the point.
+    pub fn show(&self, decimals: usize) -> String {
+        format!(
+            "{:.decimals$} [{:.decimals$}–{:.decimals$}]",
+            self.median, self.min, self.max
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +241,15 @@ mod tests {
         let d = Duration::from_millis;
         assert_eq!(median(&[d(30), d(10), d(20)]), d(20));
         assert_eq!(median(&[d(4), d(1), d(3), d(2)]), d(2));
+    }
+
+    #[test]
+    fn spreads() {
+        let spread = Spread::of(&[3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((spread.median, spread.min, spread.max), (2.0, 1.0, 3.0));
+        assert_eq!(Spread::of(&[4.0, 1.0]).unwrap().median, 1.0);
+        assert_eq!(Spread::of(&[]), None);
+        assert_eq!(spread.show(1), "2.0 [1.0–3.0]");
     }
 
     #[test]

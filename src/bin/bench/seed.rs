@@ -1,13 +1,15 @@
 //! Big stores for the scaling scenarios. A first `certbind serve` on a fresh data dir makes the
-//! real rows through the API (two certificates, the load balancers, one template HTTPS VServer
-//! bound to A) and is stopped; then the bulk listeners and bindings are inserted straight into the
-//! SQLite file, copying the template's columns, in one transaction.
+//! real rows through the API (two certificates — or, for `seed_many`, every certificate — the
+//! load balancers, one template HTTPS VServer bound to A) and is stopped; then the bulk listeners
+//! and bindings are inserted straight into the SQLite file, copying the template's columns, in
+//! one transaction.
 //!
 //! Bulk SQL instead of a million API calls (or store calls: one transaction each) is a deliberate
 //! shortcut for seeding only: it writes the same rows the store would (same columns as the
 //! template, fresh sequence numbers from the `binding_seq` counter), but skips the store's checks.
 //! Nothing measured goes through this path.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -87,9 +89,10 @@ pub async fn seed(
     let db = db_path(data_dir);
     let template = template_vserver.clone();
     let ids = lb_ids.clone();
-    let bulk_time = tokio::task::spawn_blocking(move || bulk_insert(&db, &template, &ids, bulk))
-        .await
-        .context("the seeding thread panicked")??;
+    let bulk_time =
+        tokio::task::spawn_blocking(move || bulk_insert(&db, &template, &ids, bulk, None))
+            .await
+            .context("the seeding thread panicked")??;
     Ok(Seeded {
         ssl_a,
         ssl_b,
@@ -100,12 +103,15 @@ pub async fn seed(
 }
 
 /// Inserts `count` listeners shaped like `template` over `lb_ids`, each bound like the template,
-/// in one transaction; then checkpoints so the file stands alone (it may be copied next).
+/// in one transaction; then checkpoints so the file stands alone (it may be copied next). With
+/// `certs`, bulk listener `i` is bound to `certs[(i + 1) % certs.len()]` instead of the template's
+/// certificate (the template itself being bound to `certs[0]`).
 fn bulk_insert(
     db: &Path,
     template: &str,
     lb_ids: &[String],
     count: usize,
+    certs: Option<&[String]>,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let mut conn = connect(db)?;
@@ -161,11 +167,36 @@ fn bulk_insert(
         [],
         |row| row.get(0),
     )?;
-    let bound = tx.execute(
-        "INSERT INTO bindings (ssl_pk, listener_pk, role, seq)
-         SELECT ?1, pk, ?2, ?3 + 1 + pk - ?4 FROM listeners WHERE pk >= ?4 ORDER BY pk",
-        params![ssl_pk, role, seq_before, first_pk],
-    )?;
+    let bound = match certs {
+        None => tx.execute(
+            "INSERT INTO bindings (ssl_pk, listener_pk, role, seq)
+             SELECT ?1, pk, ?2, ?3 + 1 + pk - ?4 FROM listeners WHERE pk >= ?4 ORDER BY pk",
+            params![ssl_pk, role, seq_before, first_pk],
+        )?,
+        Some(certs) => {
+            anyhow::ensure!(!certs.is_empty(), "no certificates to bind");
+            tx.execute_batch(
+                "CREATE TEMP TABLE seed_certs (idx INTEGER PRIMARY KEY, pk INTEGER NOT NULL)",
+            )?;
+            for (idx, id) in certs.iter().enumerate() {
+                let inserted = tx.execute(
+                    "INSERT INTO seed_certs (idx, pk)
+                     SELECT ?1, pk FROM certificates WHERE id = ?2",
+                    params![idx as i64, id],
+                )?;
+                anyhow::ensure!(inserted == 1, "certificate {id} is not in the store");
+            }
+            let bound = tx.execute(
+                "INSERT INTO bindings (ssl_pk, listener_pk, role, seq)
+                 SELECT (SELECT c.pk FROM seed_certs AS c WHERE c.idx = (l.pk - ?3 + 1) % ?4),
+                        l.pk, ?1, ?2 + 1 + l.pk - ?3
+                 FROM listeners AS l WHERE l.pk >= ?3 ORDER BY l.pk",
+                params![role, seq_before, first_pk, certs.len() as i64],
+            )?;
+            tx.execute_batch("DROP TABLE seed_certs")?;
+            bound
+        }
+    };
     anyhow::ensure!(
         bound == count,
         "bound {bound} bulk listeners, expected {count}"
@@ -178,6 +209,93 @@ fn bulk_insert(
     tx.commit()?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     Ok(started.elapsed())
+}
+
+/// A store of `listeners` HTTPS VServers and as many certificates as were given, VServer `j`
+/// bound to certificate `j % certificates` (the `scale` scenario).
+pub struct SeededMany {
+    pub ssl_ids: Vec<String>,
+    /// Every VServer's address and the index of its certificate, in `j` order.
+    pub listeners: Vec<(SocketAddr, usize)>,
+    /// Time of the CreateSSL calls, and of the bulk insert.
+    pub upload_time: Duration,
+    pub bulk_time: Duration,
+}
+
+/// Makes the data dir `data_dir` (must not exist yet): every certificate (PEM certificate, PEM
+/// key) uploaded through the API with `CreateSSL`, `concurrency` calls at a time (their keys are
+/// sealed with the server's master key, so they cannot be bulk-inserted); the VServers and
+/// bindings beyond the template bulk-inserted as in `seed`.
+pub async fn seed_many(
+    bin: &Path,
+    data_dir: &Path,
+    pool: &str,
+    listeners: usize,
+    certs: &[(String, String)],
+    concurrency: usize,
+) -> anyhow::Result<SeededMany> {
+    anyhow::ensure!(listeners >= 1, "at least one listener");
+    anyhow::ensure!(!certs.is_empty(), "at least one certificate");
+    crate::serve::check_listener_capacity(listeners)?;
+    let bulk = listeners - 1;
+    let lb_count = bulk.div_ceil(LISTENERS_PER_LB).max(1);
+    let mut server = ServeProcess::start(bin, data_dir, pool)?;
+    let client = server.client()?;
+    let started = Instant::now();
+    let mut ssl_ids = vec![String::new(); certs.len()];
+    let mut calls = tokio::task::JoinSet::new();
+    for (idx, (cert, key)) in certs.iter().enumerate() {
+        if calls.len() >= concurrency.max(1) {
+            let joined = calls.join_next().await.context("no upload running")?;
+            let (done, id) = joined.context("an upload task panicked")??;
+            ssl_ids[done] = id;
+        }
+        let (client, cert, key) = (client.clone(), cert.clone(), key.clone());
+        calls.spawn(async move {
+            let id = fixture::upload_ssl(&client, &format!("scale-{idx}"), &cert, &key).await?;
+            anyhow::Ok((idx, id))
+        });
+    }
+    while let Some(joined) = calls.join_next().await {
+        let (done, id) = joined.context("an upload task panicked")??;
+        ssl_ids[done] = id;
+    }
+    let upload_time = started.elapsed();
+    let mut lb_ids = Vec::with_capacity(lb_count);
+    let mut lb_ips = Vec::with_capacity(lb_count);
+    for i in 0..lb_count {
+        let id = fixture::create_clb(&client, &format!("scale-{i}")).await?;
+        lb_ips.push(fixture::private_ip(&client, &id).await?);
+        lb_ids.push(id);
+    }
+    let template =
+        fixture::create_https_vserver(&client, &lb_ids[0], "template", TEMPLATE_PORT).await?;
+    fixture::bind_ssl(&client, &ssl_ids[0], &lb_ids[0], &template).await?;
+    server.stop();
+
+    let db = db_path(data_dir);
+    let ids = lb_ids.clone();
+    let certs_bound = ssl_ids.clone();
+    let bulk_time = tokio::task::spawn_blocking(move || {
+        bulk_insert(&db, &template, &ids, bulk, Some(&certs_bound))
+    })
+    .await
+    .context("the seeding thread panicked")??;
+    let mut addrs = Vec::with_capacity(listeners);
+    addrs.push((SocketAddr::new(lb_ips[0], TEMPLATE_PORT), 0));
+    for i in 0..bulk {
+        let port = u16::try_from(FIRST_BULK_PORT + i % LISTENERS_PER_LB)?;
+        addrs.push((
+            SocketAddr::new(lb_ips[i / LISTENERS_PER_LB], port),
+            (i + 1) % certs.len(),
+        ));
+    }
+    Ok(SeededMany {
+        ssl_ids,
+        listeners: addrs,
+        upload_time,
+        bulk_time,
+    })
 }
 
 /// Copies a checkpointed, closed database file (no WAL content left) to `to`.

@@ -162,6 +162,11 @@ impl ServeProcess {
         Ok(ApiClient::new(self.endpoint()?))
     }
 
+    /// The child's process id while it runs (for CPU and memory figures from /proc).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The end of the server's log, for error messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

@@ -2,8 +2,12 @@
 //! next to `main.rs`.
 
 pub mod api;
+pub mod keepalive;
 pub mod project_wide;
+pub mod rotation;
+pub mod scale;
 pub mod table_size;
+pub mod tls_handshake;
 pub mod update_binding;
 
 use std::time::Duration;
