@@ -10,12 +10,12 @@ use std::time::Duration;
 use crate::api::error::ApiError;
 use crate::api::Ctx;
 use crate::dataplane::{
-    BackendSpec, CertRef, CertSource, DataPlane, HealthCheck, HealthSpec, ListenerSpec, LoadedCert,
-    Protocol,
+    BackendSpec, CertRef, CertSource, DataPlane, DataPlaneError, HealthCheck, HealthSpec,
+    ListenerSpec, LoadedCert, Protocol,
 };
 use crate::model::certificate::parse_bundle;
 use crate::model::{Attrs, LbKind};
-use crate::store::{ListenerView, Store};
+use crate::store::{BindingChange, ListenerView, Store, StoreError};
 
 /// A listening socket bound before the store commits (see `Plane::reserve`); empty on an
 /// API-only node.
@@ -83,8 +83,15 @@ impl Plane {
         let specs: Vec<ListenerSpec> = views.iter().filter_map(spec_of).collect();
         let count = specs.len();
         let failures = dataplane.sync_all(specs).await;
-        for (id, err) in &failures {
+        // A store far larger than this node can open would log a line per listener: show a few.
+        for (id, err) in failures.iter().take(10) {
             tracing::error!(listener = %id, error = %err, "listener could not be opened");
+        }
+        if failures.len() > 10 {
+            tracing::error!(
+                more = failures.len() - 10,
+                "more listeners could not be opened"
+            );
         }
         Ok(count - failures.len())
     }
@@ -100,8 +107,16 @@ impl Plane {
         dataplane
             .reserve(SocketAddr::new(ip, port))
             .map(|socket| Reservation(Some(socket)))
-            .map_err(|err| {
-                ApiError::PortTaken(format!("port {port} on {address} cannot be bound: {err}"))
+            .map_err(|err| match err.get_ref().and_then(|e| e.downcast_ref()) {
+                Some(DataPlaneError::TooManyListeners { limit }) => {
+                    ApiError::Store(StoreError::Quota {
+                        what: "listening sockets on this node",
+                        limit: *limit,
+                    })
+                }
+                _ => {
+                    ApiError::PortTaken(format!("port {port} on {address} cannot be bound: {err}"))
+                }
             })
     }
 
@@ -155,6 +170,36 @@ impl Plane {
         }
     }
 
+    /// Applies a committed `UpdateSSLBinding` without reading the store: every listener it
+    /// touched swaps `old` for `new` in its current state, keeping the role. Taking `apply`
+    /// first orders it after any batch that read the store before this commit, and any batch
+    /// that reads after it sees the change, so nothing older can land on top of it.
+    pub async fn replace(
+        &self,
+        ctx: &Ctx,
+        change: &BindingChange,
+        old: &str,
+        new: &str,
+    ) -> Result<(), ApiError> {
+        let Some(dataplane) = &self.dataplane else {
+            return Ok(());
+        };
+        if change.listener_ids.is_empty() {
+            return Ok(());
+        }
+        let _order = self.apply.lock().await;
+        let new = CertRef {
+            ssl_id: new.to_string(),
+            is_default: false,
+            bound_seq: change.seq,
+        };
+        dataplane
+            .replace_certificate(&change.listener_ids, old, new)
+            .await
+            .map(|_| ())
+            .map_err(|err| ctx.internal(anyhow::Error::new(err)))
+    }
+
     fn lock_waiting(&self) -> std::sync::MutexGuard<'_, Vec<PendingSync>> {
         self.waiting
             .lock()
@@ -185,22 +230,24 @@ impl Plane {
                 return;
             }
         };
-        let mut failed: std::collections::HashMap<String, String> = Default::default();
         for id in &ids {
             if !views.iter().any(|v| &v.listener.id == id) {
                 dataplane.remove_listener(id).await;
             }
         }
+        let mut specs = Vec::with_capacity(views.len());
         for view in &views {
             match spec_of(view) {
-                Some(spec) => {
-                    if let Err(err) = dataplane.sync_listener(spec, None).await {
-                        failed.insert(view.listener.id.clone(), err.to_string());
-                    }
-                }
+                Some(spec) => specs.push(spec),
                 None => dataplane.remove_listener(&view.listener.id).await,
             }
         }
+        let failed: std::collections::HashMap<String, String> = dataplane
+            .sync_listeners(specs)
+            .await
+            .into_iter()
+            .map(|(id, err)| (id, err.to_string()))
+            .collect();
         for pending in batch {
             let error = pending
                 .listener_ids
@@ -325,7 +372,10 @@ fn spec_of(view: &ListenerView) -> Option<ListenerSpec> {
 
 /// Boolean attributes arrive as `1`/`0` (CLB) or `true`/`false` (ALB).
 fn flag(attrs: &Attrs, name: &str) -> bool {
-    matches!(attrs.get(name).map(String::as_str), Some("1" | "true" | "True"))
+    matches!(
+        attrs.get(name).map(String::as_str),
+        Some("1" | "true" | "True")
+    )
 }
 
 fn seconds(attrs: &Attrs, name: &str, default: u64) -> Duration {
@@ -341,7 +391,11 @@ fn seconds(attrs: &Attrs, name: &str, default: u64) -> Duration {
 fn clb_health(attrs: &Attrs) -> HealthSpec {
     let check = match attrs.get("MonitorType").map(String::as_str) {
         Some("Path") => HealthCheck::Http {
-            path: attrs.get("Path").cloned().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into()),
+            path: attrs
+                .get("Path")
+                .cloned()
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "/".into()),
             host: attrs.get("Domain").cloned().filter(|d| !d.is_empty()),
         },
         _ => HealthCheck::Tcp,
@@ -361,7 +415,9 @@ fn alb_health(attrs: &Attrs) -> HealthSpec {
         HealthCheck::Disabled
     } else if get("Type").as_deref() == Some("HTTP") {
         HealthCheck::Http {
-            path: get("Path").filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into()),
+            path: get("Path")
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "/".into()),
             host: get("Domain").filter(|d| !d.is_empty()),
         }
     } else {

@@ -90,6 +90,18 @@ impl Pool {
         Pool { backends, current }
     }
 
+    /// True when the pool was built from exactly these backends, in this order, so the next
+    /// snapshot can share it.
+    pub fn has_backends(&self, specs: &[BackendSpec]) -> bool {
+        self.backends.len() == specs.len()
+            && self.backends.iter().zip(specs).all(|(backend, spec)| {
+                backend.id == spec.id
+                    && backend.addr == spec.addr
+                    && backend.weight == spec.weight
+                    && backend.enabled == spec.enabled
+            })
+    }
+
     pub fn backends(&self) -> &[Backend] {
         &self.backends
     }

@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use rustls::crypto::CryptoProvider;
-use rustls::server::Acceptor as RustlsAcceptor;
+use rustls::server::{Acceptor as RustlsAcceptor, ServerSessionMemoryCache, StoresServerSessions};
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -29,9 +29,11 @@ use super::resolver::{CertTable, ResolvedCert};
 use super::{DataPlaneOptions, HealthSpec, ListenerSpec, Protocol};
 
 /// The crypto provider of every TLS config the data plane builds, named explicitly so the choice
-/// does not depend on which provider some other part of the process installed as default.
-pub(crate) fn crypto_provider() -> CryptoProvider {
-    rustls::crypto::aws_lc_rs::default_provider()
+/// does not depend on which provider some other part of the process installed as default. Built
+/// once: a provider is a handful of tables, shared by every config.
+pub(crate) fn crypto_provider() -> &'static Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER.get_or_init(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
 }
 
 /// What every listener shares: counters, the pooled backend client, options, and the count of
@@ -171,10 +173,48 @@ impl ListenerCell {
 /// The TLS side of an HTTPS snapshot.
 pub(crate) struct TlsState {
     pub table: Arc<CertTable>,
+    /// Resolves from `table` and keeps its sessions to itself (see `TlsState::serving`).
     pub config: Arc<ServerConfig>,
     pub http2: bool,
     /// A listener without certificates logs once per snapshot, not once per refused handshake.
     warned_no_certificate: AtomicBool,
+}
+
+impl TlsState {
+    /// The TLS side that serves `table`: a clone of the process-wide base config for its ALPN
+    /// choice (see `base_config`), with this table as its resolver and a session store of its
+    /// own, empty until the first session is issued. So a session issued under older certificates
+    /// is never found after a swap: a resumed session cannot carry an old certificate past it,
+    /// and no handshake can mix the certificates of one snapshot with the sessions of another.
+    ///
+    /// Why not one config for the listener's life, with a resolver reading the live state and a
+    /// session store keyed by a certificate generation: rustls files a TLS 1.3 session after the
+    /// client's Finished, a round trip after the certificate was chosen, so a swap in between
+    /// would file a session of the old certificate under the new generation. A config per
+    /// snapshot ties certificate and sessions together by construction, for the cost of a clone.
+    pub fn serving(table: CertTable, http2: bool) -> TlsState {
+        let table = Arc::new(table);
+        let mut config = base_config(http2).clone();
+        config.cert_resolver = table.clone();
+        config.session_storage = Arc::new(LazySessions::default());
+        TlsState {
+            table,
+            config: Arc::new(config),
+            http2,
+            warned_no_certificate: AtomicBool::new(false),
+        }
+    }
+
+    /// The same certificates and config for the next snapshot: sessions keep resuming across a
+    /// swap that did not touch the certificates (backends, health checks, timeouts).
+    fn unchanged(&self) -> TlsState {
+        TlsState {
+            table: self.table.clone(),
+            config: self.config.clone(),
+            http2: self.http2,
+            warned_no_certificate: AtomicBool::new(false),
+        }
+    }
 }
 
 /// Everything a new connection or request of one listener needs, immutable once published.
@@ -182,74 +222,127 @@ pub(crate) struct ListenerState {
     pub protocol: Protocol,
     pub idle_timeout: Duration,
     pub tls: Option<TlsState>,
-    pub pool: Pool,
-    pub health: HealthSpec,
+    /// Shared with the previous snapshot while the backends are unchanged, which keeps the round
+    /// robin position and tells the health checker there is nothing new to probe.
+    pub pool: Arc<Pool>,
+    pub health: Arc<HealthSpec>,
 }
 
 impl ListenerState {
-    /// Builds the next snapshot. The TLS config of the previous snapshot is reused when the
-    /// bindings and ALPN are unchanged, so a backend-only update keeps session resumption working;
-    /// any certificate change gets a fresh config (and session cache), so a resumed session can
-    /// never carry the old certificate past a swap.
+    /// Builds the next snapshot, reusing every part of `previous` that the spec leaves unchanged:
+    /// the TLS side when the bindings and ALPN are the same (so sessions keep resuming), the pool
+    /// when the backends are, the health spec when it is.
     pub fn build(
         spec: &ListenerSpec,
         certs: Vec<ResolvedCert>,
         previous: Option<&ListenerState>,
     ) -> ListenerState {
         let tls = match spec.protocol {
-            Protocol::Https => {
-                let table = CertTable::build(certs);
-                let reusable = previous
+            Protocol::Https => Some(
+                match previous
                     .and_then(|p| p.tls.as_ref())
-                    .filter(|old| old.http2 == spec.http2 && old.table.same_bindings(&table));
-                Some(match reusable {
-                    Some(old) => TlsState {
-                        table: old.table.clone(),
-                        config: old.config.clone(),
-                        http2: old.http2,
-                        warned_no_certificate: AtomicBool::new(false),
-                    },
-                    None => {
-                        let table = Arc::new(table);
-                        TlsState {
-                            config: server_config(table.clone(), spec.http2),
-                            table,
-                            http2: spec.http2,
-                            warned_no_certificate: AtomicBool::new(false),
-                        }
-                    }
-                })
-            }
+                    .filter(|old| old.http2 == spec.http2 && old.table.same_bindings(&certs))
+                {
+                    Some(old) => old.unchanged(),
+                    None => TlsState::serving(CertTable::build(certs), spec.http2),
+                },
+            ),
             Protocol::Http | Protocol::Tcp => None,
+        };
+        let pool = match previous.filter(|p| p.pool.has_backends(&spec.backends)) {
+            Some(p) => p.pool.clone(),
+            None => Arc::new(Pool::build(&spec.backends, previous.map(|p| &*p.pool))),
+        };
+        let health = match previous.filter(|p| *p.health == spec.health) {
+            Some(p) => p.health.clone(),
+            None => Arc::new(spec.health.clone()),
         };
         ListenerState {
             protocol: spec.protocol,
             idle_timeout: spec.idle_timeout,
             tls,
-            pool: Pool::build(&spec.backends, previous.map(|p| &p.pool)),
-            health: spec.health.clone(),
+            pool,
+            health,
         }
+    }
+
+    /// This snapshot with other certificates and nothing else changed (`replace_certificate`).
+    /// `None` for a listener that does not terminate TLS.
+    pub fn with_certs(&self, certs: Vec<ResolvedCert>) -> Option<ListenerState> {
+        let tls = self.tls.as_ref()?;
+        Some(ListenerState {
+            protocol: self.protocol,
+            idle_timeout: self.idle_timeout,
+            tls: Some(TlsState::serving(CertTable::build(certs), tls.http2)),
+            pool: self.pool.clone(),
+            health: self.health.clone(),
+        })
     }
 
     pub fn refuses_handshakes(&self) -> bool {
         self.tls.as_ref().is_some_and(|tls| tls.table.is_empty())
     }
+
+    /// True when the health checker has nothing new to look at: same backends, same checks.
+    pub fn same_checks(&self, other: &ListenerState) -> bool {
+        Arc::ptr_eq(&self.pool, &other.pool) && Arc::ptr_eq(&self.health, &other.health)
+    }
 }
 
-fn server_config(table: Arc<CertTable>, http2: bool) -> Arc<ServerConfig> {
-    let config = ServerConfig::builder_with_provider(Arc::new(crypto_provider()))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        // The aws-lc-rs provider supports both versions; failing here would be a build defect.
-        .expect("the crypto provider supports TLS 1.2 and 1.3")
-        .with_no_client_auth()
-        .with_cert_resolver(table);
-    let mut config = config;
-    config.alpn_protocols = if http2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
-    Arc::new(config)
+/// The rustls config every snapshot's config is cloned from, one per ALPN choice. Built once per
+/// process, so that all listeners share its provider, verifier, ticketer and the like: cloning it
+/// bumps about ten reference counts that stay in cache, where a config per listener would have
+/// its own ten cold objects to bump (and a build from the provider costs twice a clone). Its own
+/// resolver has no certificate; every clone replaces it.
+fn base_config(http2: bool) -> &'static ServerConfig {
+    static BASES: OnceLock<[ServerConfig; 2]> = OnceLock::new();
+    let bases = BASES.get_or_init(|| {
+        [false, true].map(|http2| {
+            let mut config = ServerConfig::builder_with_provider(crypto_provider().clone())
+                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+                // The aws-lc-rs provider supports both versions; failing here would be a build
+                // defect.
+                .expect("the crypto provider supports TLS 1.2 and 1.3")
+                .with_no_client_auth()
+                .with_cert_resolver(Arc::new(CertTable::build(Vec::new())));
+            config.alpn_protocols = if http2 {
+                vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+            } else {
+                vec![b"http/1.1".to_vec()]
+            };
+            config
+        })
+    });
+    &bases[usize::from(http2)]
+}
+
+/// Sessions kept for resumption per snapshot, as many as rustls's default store holds.
+const SESSIONS_PER_SNAPSHOT: usize = 256;
+
+/// rustls's in-memory session store, allocated on the first session issued rather than with the
+/// config: most snapshots of most listeners never issue one before the next swap, and the store
+/// is about 30 KB.
+#[derive(Debug, Default)]
+struct LazySessions(OnceLock<Arc<ServerSessionMemoryCache>>);
+
+impl StoresServerSessions for LazySessions {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        self.0
+            .get_or_init(|| ServerSessionMemoryCache::new(SESSIONS_PER_SNAPSHOT))
+            .put(key, value)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.get()?.get(key)
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.get()?.take(key)
+    }
+
+    fn can_cache(&self) -> bool {
+        true
+    }
 }
 
 /// Converts a bound std socket into a listening tokio one.

@@ -338,7 +338,7 @@ pub(crate) fn render(metrics: &Metrics, cells: &[Arc<ListenerCell>]) -> String {
         &mut out,
         "certbind_snapshot_swaps_total",
         "counter",
-        "Listener snapshots published (opens, updates, re-ports).",
+        "Listener snapshots published (opens, updates, re-ports, certificate replacements).",
     );
     let _ = writeln!(
         out,
@@ -350,7 +350,7 @@ pub(crate) fn render(metrics: &Metrics, cells: &[Arc<ListenerCell>]) -> String {
         &mut out,
         "certbind_snapshot_swap_seconds",
         "histogram",
-        "Time from sync_listener entry to the snapshot swap, certificate loading included.",
+        "Time to build and publish one listener snapshot, certificate loading included.",
     );
     let mut cumulative = 0;
     for (bound, counter) in SWAP_BUCKETS.iter().zip(&metrics.swap_buckets) {

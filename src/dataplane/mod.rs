@@ -4,17 +4,29 @@
 //! through a [`CertSource`].
 //!
 //! Shape: every listener is a [`listener::ListenerCell`] holding an immutable
-//! [`listener::ListenerState`] behind an `ArcSwap`. `sync_listener` builds the whole new state
-//! (certificates parsed and checked, SNI table, TLS config, backend pool) before one atomic store, so
-//! a handshake or request sees either the old state or the new one, never a mix, and never waits.
-//! Sockets are separate from the state: an update on the same address keeps the socket, a re-port
-//! binds the new socket before the old one is closed.
+//! [`listener::ListenerState`] behind an `ArcSwap`. A sync builds the whole new state (certificates
+//! parsed and checked, SNI table, TLS config, backend pool) before one atomic store, so a handshake
+//! or request sees either the old state or the new one, never a mix, and never waits. Whatever the
+//! spec leaves unchanged is shared with the previous state rather than rebuilt: a certificate
+//! change builds only the SNI table and a clone of the rustls config around it (with a session
+//! store of its own, so no session outlives the certificates it was issued under), and leaves the
+//! backend pool and the health checker alone. Sockets are separate from the state: an update on the
+//! same address keeps the socket, a re-port binds the new socket before the old one is closed.
+//!
+//! Every operation that changes listeners runs under one fair lock, in call order, and returns
+//! once its new state is served: `sync_listener` (one spec), `sync_listeners` (many specs under one
+//! acquisition), `sync_all` (startup reconcile), `replace_certificate` (swap one certificate
+//! reference in the current state of many listeners, without a spec), `remove_listener`,
+//! `shutdown`. Listening sockets are counted against the process's descriptor limit
+//! (`descriptors`), so listeners never take the descriptors that connections need.
 //!
 //! Submodules: `resolver` (certificate table and SNI selection), `balancer` (weighted round robin and
 //! health cells), `listener` (sockets, accept loops, connection lifetimes, TLS handshakes), `proxy`
-//! (HTTP forwarding and TCP relay), `health` (active checks), `metrics` (Prometheus text).
+//! (HTTP forwarding and TCP relay), `health` (active checks), `metrics` (Prometheus text),
+//! `descriptors` (the budget of listening sockets).
 
 mod balancer;
+mod descriptors;
 mod health;
 mod listener;
 mod metrics;
@@ -33,6 +45,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 use tokio::task::JoinHandle;
 
+use descriptors::{SocketBudget, SocketSlot};
 use listener::{Acceptor, ListenerCell, ListenerState, Phase, Shared};
 use resolver::ResolvedCert;
 
@@ -133,7 +146,7 @@ impl LoadedCert {
         if chain.is_empty() {
             anyhow::bail!("the certificate chain is empty");
         }
-        let key = CertifiedKey::from_der(chain, key, &listener::crypto_provider())?;
+        let key = CertifiedKey::from_der(chain, key, listener::crypto_provider())?;
         Ok(LoadedCert {
             key: Arc::new(key),
             names,
@@ -147,6 +160,8 @@ impl LoadedCert {
 pub struct Reservation {
     socket: std::net::TcpListener,
     addr: SocketAddr,
+    /// The socket counts against the listeners' descriptor budget from the moment it is bound.
+    slot: SocketSlot,
 }
 
 impl Reservation {
@@ -170,6 +185,13 @@ pub enum DataPlaneError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Opening one more listener would eat into the descriptors kept for client, backend and
+    /// API connections (see `DataPlaneOptions::descriptor_limit`).
+    #[error(
+        "no file descriptor left for another listener: at most {limit} listeners may be open under \
+         this process's descriptor limit (the rest is kept for connections); raise `ulimit -n`"
+    )]
+    TooManyListeners { limit: usize },
     #[error("the data plane is shut down")]
     ShutDown,
 }
@@ -183,6 +205,11 @@ pub struct DataPlaneOptions {
     pub drain_timeout: Duration,
     /// TCP connect to a backend (requests, TCP relay); health checks use their own timeout.
     pub backend_connect_timeout: Duration,
+    /// The file-descriptor limit the listeners must stay under; `None` reads the process's soft
+    /// `RLIMIT_NOFILE` when the data plane is built (no cap where it cannot be read). Listening
+    /// sockets may take all of it but a reserve of max(1024, 10 %); a listener beyond that is
+    /// refused with `TooManyListeners`.
+    pub descriptor_limit: Option<u64>,
 }
 
 impl Default for DataPlaneOptions {
@@ -191,6 +218,7 @@ impl Default for DataPlaneOptions {
             handshake_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
             backend_connect_timeout: Duration::from_secs(5),
+            descriptor_limit: None,
         }
     }
 }
@@ -202,13 +230,33 @@ struct ListenerEntry {
     requested_addr: SocketAddr,
     acceptor: Acceptor,
     health_task: JoinHandle<()>,
+    /// The listener's place in the descriptor budget, given back when the entry goes.
+    _slot: SocketSlot,
+}
+
+/// A checked certificate as cached: two `Arc`s, so putting it into any number of listener
+/// snapshots copies nothing.
+#[derive(Clone)]
+struct CachedCert {
+    key: Arc<CertifiedKey>,
+    names: Arc<[String]>,
+}
+
+/// What to do with a listener's socket in one sync.
+enum SocketChange {
+    /// Same address: keep the socket.
+    Keep,
+    /// An open listener moves to this socket; its budget slot stays the same.
+    Move(std::net::TcpListener),
+    /// A new listener, with its place in the budget.
+    Open(std::net::TcpListener, SocketSlot),
 }
 
 /// Certificates already loaded, by ssl_id. `generation` lets a load that raced with `forget_cert`
 /// skip caching what was just forgotten.
 #[derive(Default)]
 struct CertCache {
-    entries: HashMap<String, LoadedCert>,
+    entries: HashMap<String, CachedCert>,
     generation: u64,
 }
 
@@ -221,6 +269,7 @@ pub struct DataPlane {
     /// shutdown) cannot interleave between their socket and state steps.
     ops: tokio::sync::Mutex<()>,
     shut_down: AtomicBool,
+    sockets: Arc<SocketBudget>,
 }
 
 impl DataPlane {
@@ -229,7 +278,20 @@ impl DataPlane {
     }
 
     pub fn with_options(source: Arc<dyn CertSource>, options: DataPlaneOptions) -> Arc<DataPlane> {
+        let descriptor_limit = options.descriptor_limit.or_else(descriptors::process_limit);
+        let sockets = SocketBudget::new(descriptor_limit);
+        match sockets.capacity() {
+            Some(capacity) => tracing::debug!(
+                descriptor_limit,
+                listeners = capacity,
+                "listening sockets capped by the descriptor limit"
+            ),
+            None => tracing::warn!(
+                "the file-descriptor limit is unknown or unlimited; listeners are not capped"
+            ),
+        }
         Arc::new(DataPlane {
+            sockets,
             shared: Shared::new(options),
             source,
             certs: Mutex::default(),
@@ -241,12 +303,15 @@ impl DataPlane {
 
     /// Bind the socket now (so a taken port is reported before the control plane commits).
     /// Meant for a new listener or a re-port: the port of a listener already open is in use.
+    /// Refused (an `Other` error wrapping `DataPlaneError::TooManyListeners`) when one more
+    /// listening socket would eat into the descriptors kept for connections.
     pub fn reserve(&self, addr: SocketAddr) -> std::io::Result<Reservation> {
+        let slot = self.sockets.take().map_err(std::io::Error::other)?;
         // std sets SO_REUSEADDR on Unix, so a port whose old connections sit in TIME_WAIT can be
         // reused at once (a re-port back and forth).
         let socket = std::net::TcpListener::bind(addr)?;
         let addr = socket.local_addr()?;
-        Ok(Reservation { socket, addr })
+        Ok(Reservation { socket, addr, slot })
     }
 
     /// Open, update or re-port one listener. Returns once new handshakes and requests see the new
@@ -257,7 +322,6 @@ impl DataPlane {
         spec: ListenerSpec,
         reservation: Option<Reservation>,
     ) -> Result<(), DataPlaneError> {
-        let started = Instant::now();
         if self.is_shut_down() {
             return Err(DataPlaneError::ShutDown);
         }
@@ -269,118 +333,30 @@ impl DataPlane {
         if self.is_shut_down() {
             return Err(DataPlaneError::ShutDown);
         }
-        let certs = match spec.protocol {
-            Protocol::Https => self.resolve_certs(&spec.certs).await?,
-            Protocol::Http | Protocol::Tcp => Vec::new(),
-        };
-        let previous = self
-            .lock_listeners()
-            .get(&spec.id)
-            .map(|entry| (entry.cell.clone(), entry.requested_addr));
+        self.apply(&spec, reservation).await
+    }
 
-        // The new socket (if any) is bound before anything is swapped, so a taken port leaves the
-        // listener as it was.
-        let socket = match reservation {
-            Some(reservation) => Some(reservation.socket),
-            None => match &previous {
-                Some((_, requested)) if *requested == spec.addr => None,
-                _ => Some(std::net::TcpListener::bind(spec.addr).map_err(|source| {
-                    DataPlaneError::Bind {
-                        addr: spec.addr,
-                        source,
-                    }
-                })?),
-            },
-        };
-        let socket = match socket {
-            Some(socket) => {
-                Some(
-                    listener::into_tokio(socket).map_err(|source| DataPlaneError::Bind {
-                        addr: spec.addr,
-                        source,
-                    })?,
-                )
-            }
-            None => None,
-        };
-
-        let previous_state = previous.as_ref().map(|(cell, _)| cell.load_full());
-        let state = ListenerState::build(&spec, certs, previous_state.as_deref());
-        if state.refuses_handshakes() {
-            tracing::warn!(listener = %spec.id, "HTTPS listener has no certificate; handshakes will be refused");
-        }
-        let cell = match &previous {
-            Some((cell, _)) => {
-                cell.store(state);
-                cell.clone()
-            }
-            None => ListenerCell::new(spec.id.clone(), state),
-        };
-        self.shared.metrics.record_swap(started.elapsed());
-        // Wakes the health checker so new backends are probed now rather than an interval later.
-        cell.changed.notify_one();
-
-        let Some(socket) = socket else {
-            tracing::info!(listener = %spec.id, "listener updated in place");
-            return Ok(());
-        };
-        let acceptor = Acceptor::start(socket, cell.clone(), self.shared.clone());
-        let bound = acceptor.addr;
-        let replaced = {
-            let mut listeners = self.lock_listeners();
-            match listeners.get_mut(&spec.id) {
-                Some(entry) => {
-                    entry.requested_addr = spec.addr;
-                    Some(std::mem::replace(&mut entry.acceptor, acceptor))
-                }
-                None => {
-                    let health_task = tokio::spawn(health::run(cell.clone()));
-                    listeners.insert(
-                        spec.id.clone(),
-                        ListenerEntry {
-                            cell,
-                            requested_addr: spec.addr,
-                            acceptor,
-                            health_task,
-                        },
-                    );
-                    None
-                }
-            }
-        };
-        match replaced {
-            Some(old) => {
-                let old_addr = old.addr;
-                old.stop().await;
-                tracing::info!(listener = %spec.id, from = %old_addr, to = %bound, "listener re-ported");
-            }
-            None => tracing::info!(listener = %spec.id, addr = %bound, "listener opened"),
-        }
-        Ok(())
+    /// `sync_listener` for many specs, in order, under one acquisition of the operation lock
+    /// (nothing else interleaves). Each spec is applied on its own: one that fails changes nothing
+    /// for its listener and does not stop the others; the failures are returned. Returns once
+    /// every applied spec is served.
+    pub async fn sync_listeners(&self, specs: Vec<ListenerSpec>) -> Vec<(String, DataPlaneError)> {
+        let _op = self.ops.lock().await;
+        self.apply_all(specs).await
     }
 
     /// Close one listener: the port is closed when this returns; its open connections are asked to
     /// finish and are cut after the drain timeout. Other listeners are untouched.
     pub async fn remove_listener(&self, id: &str) {
         let _op = self.ops.lock().await;
-        let Some(entry) = self.lock_listeners().remove(id) else {
-            return;
-        };
-        entry.health_task.abort();
-        entry.acceptor.stop().await;
-        entry.cell.set_phase(Phase::Draining);
-        let cell = entry.cell;
-        let drain = self.shared.options.drain_timeout;
-        tokio::spawn(async move {
-            tokio::time::sleep(drain).await;
-            cell.set_phase(Phase::Closing);
-        });
-        tracing::info!(listener = %id, "listener closed");
+        self.close(id).await;
     }
 
     /// Startup / full reconcile: close listeners not in the list, then open or update all. A
-    /// listener that fails is logged and skipped (others still open); the failures are returned.
+    /// listener that fails is skipped (others still open); the failures are returned for the
+    /// caller to report.
     pub async fn sync_all(&self, specs: Vec<ListenerSpec>) -> Vec<(String, DataPlaneError)> {
+        let _op = self.ops.lock().await;
         let wanted: HashSet<&str> = specs.iter().map(|spec| spec.id.as_str()).collect();
         let stale: Vec<String> = self
             .lock_listeners()
@@ -388,19 +364,84 @@ impl DataPlane {
             .filter(|id| !wanted.contains(id.as_str()))
             .cloned()
             .collect();
-        // Stale listeners go first so their ports are free for the listeners that take them over.
+        // Stale listeners go first so their ports (and descriptors) are free for the listeners
+        // that take them over.
         for id in stale {
-            self.remove_listener(&id).await;
+            self.close(&id).await;
         }
-        let mut failures = Vec::new();
-        for spec in specs {
-            let id = spec.id.clone();
-            if let Err(error) = self.sync_listener(spec, None).await {
-                tracing::warn!(listener = %id, %error, "listener not opened");
-                failures.push((id, error));
+        self.apply_all(specs).await
+    }
+
+    /// Replaces the certificate reference `old_ssl_id` by `new` in the current state of each
+    /// listed listener that binds it (`UpdateSSLBinding` after its commit, without a re-read of
+    /// the store). The binding keeps its role: a default stays the default and an SNI certificate
+    /// stays SNI (`new.is_default` is not used); it takes `new.bound_seq`. `new` is loaded once,
+    /// through the cache, before the first swap, so a load failure changes nothing. Listeners
+    /// not open here, or not binding `old_ssl_id`, are skipped. Returns how many listeners were
+    /// changed, once all of them serve `new`.
+    pub async fn replace_certificate(
+        &self,
+        listener_ids: &[String],
+        old_ssl_id: &str,
+        new: CertRef,
+    ) -> Result<usize, DataPlaneError> {
+        if self.is_shut_down() {
+            return Err(DataPlaneError::ShutDown);
+        }
+        let _op = self.ops.lock().await;
+        if self.is_shut_down() {
+            return Err(DataPlaneError::ShutDown);
+        }
+        let cells: Vec<Arc<ListenerCell>> = {
+            let listeners = self.lock_listeners();
+            listener_ids
+                .iter()
+                .filter_map(|id| listeners.get(id.as_str()))
+                .map(|entry| entry.cell.clone())
+                .collect()
+        };
+        let mut loaded: Option<CachedCert> = None;
+        let new_ssl_id: Arc<str> = new.ssl_id.as_str().into();
+        let mut replaced = 0;
+        for cell in cells {
+            let started = Instant::now();
+            // Only operations holding the lock store states, so this one is still current when
+            // the new one is stored.
+            let current = cell.load_full();
+            let Some(tls) = &current.tls else {
+                continue;
+            };
+            if !tls.table.certs().iter().any(|c| &*c.ssl_id == old_ssl_id) {
+                continue;
             }
+            let cert = match loaded {
+                Some(ref cert) => cert,
+                None => loaded.insert(self.load_cert(&new.ssl_id).await?),
+            };
+            let certs = tls
+                .table
+                .certs()
+                .iter()
+                .map(|bound| match &*bound.ssl_id == old_ssl_id {
+                    true => ResolvedCert {
+                        ssl_id: new_ssl_id.clone(),
+                        is_default: bound.is_default,
+                        bound_seq: new.bound_seq,
+                        key: cert.key.clone(),
+                        names: cert.names.clone(),
+                    },
+                    false => bound.clone(),
+                })
+                .collect();
+            let Some(state) = current.with_certs(certs) else {
+                continue;
+            };
+            cell.store(state);
+            self.shared.metrics.record_swap(started.elapsed());
+            replaced += 1;
         }
-        failures
+        tracing::debug!(old = old_ssl_id, new = %new.ssl_id, listeners = replaced, "certificate replaced");
+        Ok(replaced)
     }
 
     /// Drop a cached certificate (deleted or replaced material). Listeners already serving it keep
@@ -484,6 +525,153 @@ impl DataPlane {
         tracing::info!("data plane shut down");
     }
 
+    /// The specs one by one, under the operation lock the caller holds.
+    async fn apply_all(&self, specs: Vec<ListenerSpec>) -> Vec<(String, DataPlaneError)> {
+        let mut failures = Vec::new();
+        for spec in specs {
+            // Shutdown takes the operation lock, so this cannot change during the loop.
+            let outcome = match self.is_shut_down() {
+                true => Err(DataPlaneError::ShutDown),
+                false => self.apply(&spec, None).await,
+            };
+            if let Err(error) = outcome {
+                failures.push((spec.id, error));
+            }
+        }
+        failures
+    }
+
+    /// One listener's sync, under the operation lock the caller holds.
+    async fn apply(
+        &self,
+        spec: &ListenerSpec,
+        reservation: Option<Reservation>,
+    ) -> Result<(), DataPlaneError> {
+        let started = Instant::now();
+        let previous = self
+            .lock_listeners()
+            .get(&spec.id)
+            .map(|entry| (entry.cell.clone(), entry.requested_addr));
+
+        // The new socket (if any) is bound before anything is swapped, so a taken port, or no
+        // descriptor to spare, leaves the listener as it was. It comes before the certificates:
+        // a listener that cannot open (a store with more listeners than descriptors) is refused
+        // without loading anything.
+        let bind = |addr: SocketAddr| {
+            std::net::TcpListener::bind(addr)
+                .map_err(|source| DataPlaneError::Bind { addr, source })
+        };
+        let change = match (reservation, &previous) {
+            // A re-port onto a reserved socket: the listener keeps its own slot.
+            (Some(reservation), Some(_)) => SocketChange::Move(reservation.socket),
+            (Some(reservation), None) => SocketChange::Open(reservation.socket, reservation.slot),
+            (None, Some((_, requested))) if *requested == spec.addr => SocketChange::Keep,
+            (None, Some(_)) => SocketChange::Move(bind(spec.addr)?),
+            (None, None) => {
+                let slot = self.sockets.take()?;
+                SocketChange::Open(bind(spec.addr)?, slot)
+            }
+        };
+        let to_tokio = |socket| {
+            listener::into_tokio(socket).map_err(|source| DataPlaneError::Bind {
+                addr: spec.addr,
+                source,
+            })
+        };
+        let (socket, slot) = match change {
+            SocketChange::Keep => (None, None),
+            SocketChange::Move(socket) => (Some(to_tokio(socket)?), None),
+            SocketChange::Open(socket, slot) => (Some(to_tokio(socket)?), Some(slot)),
+        };
+        let certs = match spec.protocol {
+            Protocol::Https => self.resolve_certs(&spec.certs).await?,
+            Protocol::Http | Protocol::Tcp => Vec::new(),
+        };
+
+        let previous_state = previous.as_ref().map(|(cell, _)| cell.load_full());
+        let state = ListenerState::build(spec, certs, previous_state.as_deref());
+        if state.refuses_handshakes() {
+            tracing::warn!(listener = %spec.id, "HTTPS listener has no certificate; handshakes will be refused");
+        }
+        // A new listener's checker starts with a round of its own.
+        let checks_changed = previous_state
+            .as_deref()
+            .is_some_and(|old| !state.same_checks(old));
+        drop(previous_state);
+        let cell = match &previous {
+            Some((cell, _)) => {
+                cell.store(state);
+                cell.clone()
+            }
+            None => ListenerCell::new(spec.id.clone(), state),
+        };
+        self.shared.metrics.record_swap(started.elapsed());
+        if checks_changed {
+            // Wakes the health checker so new backends are probed now rather than an interval
+            // later; a swap that changed neither backends nor checks leaves it be.
+            cell.changed.notify_one();
+        }
+
+        let Some(socket) = socket else {
+            tracing::debug!(listener = %spec.id, "listener updated in place");
+            return Ok(());
+        };
+        let acceptor = Acceptor::start(socket, cell.clone(), self.shared.clone());
+        let bound = acceptor.addr;
+        let replaced = {
+            let mut listeners = self.lock_listeners();
+            match (listeners.get_mut(&spec.id), slot) {
+                (Some(entry), _) => {
+                    entry.requested_addr = spec.addr;
+                    Some(std::mem::replace(&mut entry.acceptor, acceptor))
+                }
+                (None, Some(slot)) => {
+                    let health_task = tokio::spawn(health::run(cell.clone()));
+                    listeners.insert(
+                        spec.id.clone(),
+                        ListenerEntry {
+                            cell,
+                            requested_addr: spec.addr,
+                            acceptor,
+                            health_task,
+                            _slot: slot,
+                        },
+                    );
+                    None
+                }
+                // A move of a listener that is gone: cannot happen, since only the holder of the
+                // operation lock removes listeners. Were it to, the new socket is closed again.
+                (None, None) => Some(acceptor),
+            }
+        };
+        match replaced {
+            Some(old) => {
+                let old_addr = old.addr;
+                old.stop().await;
+                tracing::info!(listener = %spec.id, from = %old_addr, to = %bound, "listener re-ported");
+            }
+            None => tracing::info!(listener = %spec.id, addr = %bound, "listener opened"),
+        }
+        Ok(())
+    }
+
+    /// `remove_listener` under the operation lock the caller holds.
+    async fn close(&self, id: &str) {
+        let Some(entry) = self.lock_listeners().remove(id) else {
+            return;
+        };
+        entry.health_task.abort();
+        entry.acceptor.stop().await;
+        entry.cell.set_phase(Phase::Draining);
+        let cell = entry.cell;
+        let drain = self.shared.options.drain_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(drain).await;
+            cell.set_phase(Phase::Closing);
+        });
+        tracing::info!(listener = %id, "listener closed");
+    }
+
     fn is_shut_down(&self) -> bool {
         self.shut_down.load(Ordering::SeqCst)
     }
@@ -508,7 +696,7 @@ impl DataPlane {
         for cert in refs {
             let loaded = self.load_cert(&cert.ssl_id).await?;
             resolved.push(ResolvedCert {
-                ssl_id: cert.ssl_id.clone(),
+                ssl_id: cert.ssl_id.as_str().into(),
                 is_default: cert.is_default,
                 bound_seq: cert.bound_seq,
                 key: loaded.key,
@@ -518,7 +706,7 @@ impl DataPlane {
         Ok(resolved)
     }
 
-    async fn load_cert(&self, ssl_id: &str) -> Result<LoadedCert, DataPlaneError> {
+    async fn load_cert(&self, ssl_id: &str) -> Result<CachedCert, DataPlaneError> {
         let generation = {
             let cache = self.lock_certs();
             if let Some(hit) = cache.entries.get(ssl_id) {
@@ -543,6 +731,10 @@ impl DataPlane {
             Err(join) => return Err(failure(format!("certificate loader failed: {join}").into())),
         };
         self.shared.metrics.cert_loaded();
+        let loaded = CachedCert {
+            key: loaded.key,
+            names: loaded.names.into(),
+        };
         let mut cache = self.lock_certs();
         if cache.generation == generation {
             cache.entries.insert(ssl_id.to_owned(), loaded.clone());

@@ -1,8 +1,7 @@
 //! Certificate selection for one listener snapshot: the default certificate plus an SNI table of
 //! exact and wildcard names. It owns the matching rules; it does not load or cache certificates
-//! (that is `DataPlane::load_cert`) and never blocks: `resolve` is two hash lookups.
+//! (that is `DataPlane::load_cert`) and never blocks: `resolve` is two binary searches.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -13,11 +12,12 @@ use super::LoadedCert;
 /// A certificate as bound to one listener.
 #[derive(Debug, Clone)]
 pub(crate) struct ResolvedCert {
-    pub ssl_id: String,
+    pub ssl_id: Arc<str>,
     pub is_default: bool,
     pub bound_seq: i64,
     pub key: Arc<CertifiedKey>,
-    pub names: Vec<String>,
+    /// Shared with the certificate cache: a snapshot costs no copy of the names.
+    pub names: Arc<[String]>,
 }
 
 impl ResolvedCert {
@@ -30,20 +30,27 @@ impl ResolvedCert {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Candidate {
-    bound_seq: i64,
-    key: Arc<CertifiedKey>,
+/// One name of the SNI table: which certificate, which of its names. The names themselves stay
+/// in the certificates (shared with the cache), so building a table copies no string.
+#[derive(Debug, Clone, Copy)]
+struct NameEntry {
+    cert: usize,
+    name: usize,
 }
 
 /// The immutable certificate table of one listener snapshot.
+///
+/// The SNI table is two sorted arrays rather than hash maps: a listener has at most a few dozen
+/// certificates, building one is a sort without an allocation per name (certificate changes
+/// build one per listener), and a lookup is a binary search.
 #[derive(Debug)]
 pub(crate) struct CertTable {
     default: Option<Arc<CertifiedKey>>,
-    /// Full names ("www.example.com") to the most recently bound certificate carrying them.
-    exact: HashMap<String, Candidate>,
-    /// Wildcard parents: "*.example.com" is stored under "example.com".
-    wildcard: HashMap<String, Candidate>,
+    /// Full names ("www.example.com"), sorted, one entry per name: the most recently bound
+    /// certificate carrying it.
+    exact: Vec<NameEntry>,
+    /// Wildcard names, sorted by parent ("*.example.com" under "example.com"), one per parent.
+    wildcard: Vec<NameEntry>,
     certs: Vec<ResolvedCert>,
 }
 
@@ -57,28 +64,24 @@ impl CertTable {
             .max_by_key(|cert| cert.bound_seq)
             .or_else(|| certs.iter().max_by_key(|cert| cert.bound_seq))
             .map(|cert| cert.key.clone());
-        let mut exact: HashMap<String, Candidate> = HashMap::new();
-        let mut wildcard: HashMap<String, Candidate> = HashMap::new();
+        let mut exact = Vec::new();
+        let mut wildcard = Vec::new();
         // The default takes part in name matching like any other certificate: "most recently bound
         // wins" then also holds when a replaced default covers a name an older SNI cert covers.
-        for cert in &certs {
-            for name in &cert.names {
-                let (table, key) = match name.strip_prefix("*.") {
-                    Some(parent) => (&mut wildcard, parent),
-                    None => (&mut exact, name.as_str()),
+        for (cert_index, cert) in certs.iter().enumerate() {
+            for (name_index, name) in cert.names.iter().enumerate() {
+                let entry = NameEntry {
+                    cert: cert_index,
+                    name: name_index,
                 };
-                let candidate = Candidate {
-                    bound_seq: cert.bound_seq,
-                    key: cert.key.clone(),
-                };
-                match table.get(key) {
-                    Some(existing) if existing.bound_seq >= cert.bound_seq => {}
-                    _ => {
-                        table.insert(key.to_owned(), candidate);
-                    }
+                match name.starts_with("*.") {
+                    true => wildcard.push(entry),
+                    false => exact.push(entry),
                 }
             }
         }
+        rank(&certs, &mut exact, false);
+        rank(&certs, &mut wildcard, true);
         CertTable {
             default,
             exact,
@@ -87,18 +90,30 @@ impl CertTable {
         }
     }
 
+    fn seq_of(&self, entry: &NameEntry) -> i64 {
+        self.certs[entry.cert].bound_seq
+    }
+
+    fn lookup(&self, entries: &[NameEntry], wildcard: bool, name: &str) -> Option<NameEntry> {
+        entries
+            .binary_search_by(|entry| key_of(&self.certs, entry, wildcard).cmp(name))
+            .ok()
+            .map(|index| entries[index])
+    }
+
     pub fn is_empty(&self) -> bool {
         self.default.is_none()
     }
 
-    /// True when both tables were built from the same bindings of the same key objects.
-    pub fn same_bindings(&self, other: &CertTable) -> bool {
-        self.certs.len() == other.certs.len()
-            && self
-                .certs
-                .iter()
-                .zip(&other.certs)
-                .all(|(a, b)| a.same_as(b))
+    /// True when this table was built from the same bindings of the same key objects, so a
+    /// snapshot can keep it (and its TLS config) instead of building another.
+    pub fn same_bindings(&self, certs: &[ResolvedCert]) -> bool {
+        self.certs.len() == certs.len() && self.certs.iter().zip(certs).all(|(a, b)| a.same_as(b))
+    }
+
+    /// The bindings this table was built from, in the order given.
+    pub fn certs(&self) -> &[ResolvedCert] {
+        &self.certs
     }
 
     /// The certificate for a requested name: the most recently bound of the exact and the
@@ -117,21 +132,43 @@ impl CertTable {
         } else {
             name
         };
-        let exact = self.exact.get(name);
+        let exact = self.lookup(&self.exact, false, name);
         // A wildcard covers exactly one label (RFC 6125 §6.4.3): "*.example.com" matches
         // "a.example.com" but neither "example.com" nor "a.b.example.com".
         let wildcard = name
             .split_once('.')
             .filter(|(label, parent)| !label.is_empty() && !parent.is_empty())
-            .and_then(|(_, parent)| self.wildcard.get(parent));
+            .and_then(|(_, parent)| self.lookup(&self.wildcard, true, parent));
         let chosen = match (exact, wildcard) {
-            (Some(e), Some(w)) if w.bound_seq > e.bound_seq => Some(w),
+            (Some(e), Some(w)) if self.seq_of(&w) > self.seq_of(&e) => Some(w),
             (Some(e), _) => Some(e),
             (None, w) => w,
         };
         chosen
-            .map(|candidate| &candidate.key)
+            .map(|entry| &self.certs[entry.cert].key)
             .or(self.default.as_ref())
+    }
+}
+
+/// Sorts by name and keeps, per name, the most recently bound certificate; among equals the one
+/// listed first (the sort is stable).
+fn rank(certs: &[ResolvedCert], entries: &mut Vec<NameEntry>, wildcard: bool) {
+    let seq = |entry: &NameEntry| certs[entry.cert].bound_seq;
+    entries.sort_by(|a, b| {
+        key_of(certs, a, wildcard)
+            .cmp(key_of(certs, b, wildcard))
+            .then_with(|| seq(b).cmp(&seq(a)))
+    });
+    entries
+        .dedup_by(|later, first| key_of(certs, later, wildcard) == key_of(certs, first, wildcard));
+}
+
+/// The name an entry matches on: the full name, or a wildcard's parent.
+fn key_of<'a>(certs: &'a [ResolvedCert], entry: &NameEntry, wildcard: bool) -> &'a str {
+    let name = certs[entry.cert].names[entry.name].as_str();
+    match wildcard {
+        true => name.get(2..).unwrap_or_default(),
+        false => name,
     }
 }
 
@@ -178,11 +215,11 @@ mod tests {
     fn resolved(ssl_id: &str, names: &[&str], is_default: bool, seq: i64) -> ResolvedCert {
         let loaded = cert_with_names(names);
         ResolvedCert {
-            ssl_id: ssl_id.to_owned(),
+            ssl_id: ssl_id.into(),
             is_default,
             bound_seq: seq,
             key: loaded.key,
-            names: loaded.names,
+            names: loaded.names.into(),
         }
     }
 
@@ -224,5 +261,39 @@ mod tests {
         let new = resolved("new", &["b.test"], false, 2);
         let table = CertTable::build(vec![old, new.clone()]);
         assert!(Arc::ptr_eq(table.select(None).unwrap(), &new.key));
+    }
+
+    #[test]
+    fn every_name_of_a_large_table_is_found_and_ties_go_to_the_first_listed() {
+        // 26 certificates (the SNI maximum plus a default) of 8 names each, bound out of order.
+        let names: Vec<Vec<String>> = (0..26)
+            .map(|c| (0..8).map(|n| format!("n{n}.c{c}.test")).collect())
+            .collect();
+        let certs: Vec<ResolvedCert> = names
+            .iter()
+            .enumerate()
+            .map(|(c, names)| {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                resolved(&format!("ssl-{c}"), &names, c == 0, (c as i64 * 7) % 26)
+            })
+            .collect();
+        let table = CertTable::build(certs.clone());
+        for (c, names) in names.iter().enumerate() {
+            for name in names {
+                let chosen = table.select(Some(name)).unwrap();
+                assert!(Arc::ptr_eq(chosen, &certs[c].key), "{name}");
+            }
+        }
+        assert!(Arc::ptr_eq(
+            table.select(Some("n0.c99.test")).unwrap(),
+            &certs[0].key
+        ));
+
+        let first = resolved("first", &["same.test", "*.same.test"], false, 5);
+        let second = resolved("second", &["same.test", "*.same.test"], false, 5);
+        let table = CertTable::build(vec![first.clone(), second]);
+        for name in ["same.test", "a.same.test"] {
+            assert!(Arc::ptr_eq(table.select(Some(name)).unwrap(), &first.key));
+        }
     }
 }

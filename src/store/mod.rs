@@ -196,6 +196,8 @@ pub struct BindingScope {
 pub struct BindingChange {
     pub replaced: usize,
     pub listener_ids: Vec<String>,
+    /// The bind sequence number the replaced bindings now carry (0 when nothing changed).
+    pub seq: i64,
 }
 
 /// The store façade. Every method is one transaction.

@@ -51,7 +51,13 @@ impl Model {
     }
 
     /// Applies `UpdateSSLBinding` to the model; `Err(code)` when the server must refuse.
-    fn replace(&mut self, old: &str, new: &str, lb: Option<&str>, listener: Option<&str>) -> Result<(), i64> {
+    fn replace(
+        &mut self,
+        old: &str,
+        new: &str,
+        lb: Option<&str>,
+        listener: Option<&str>,
+    ) -> Result<(), i64> {
         if !self.certs.contains(old) || !self.certs.contains(new) {
             return Err(4079);
         }
@@ -64,7 +70,8 @@ impl Model {
             return Ok(());
         }
         let in_scope = |l: &str, lb_of: &BTreeMap<String, String>| {
-            listener.is_none_or(|x| x == l) && lb.is_none_or(|x| lb_of.get(l).map(String::as_str) == Some(x))
+            listener.is_none_or(|x| x == l)
+                && lb.is_none_or(|x| lb_of.get(l).map(String::as_str) == Some(x))
         };
         // All or nothing: refuse when `new` is already on a listener that has `old`.
         for (l, (default, sni)) in &self.listeners {
@@ -106,13 +113,27 @@ const STEPS: usize = 60;
 async fn setup(server: &Server, model: &mut Model, pem: &[(String, String)]) -> Vec<String> {
     let mut lbs = Vec::new();
     for c in 0..CLBS {
-        let ulb = server.ok("CreateULB", &[("ULBName", &format!("clb{c}"))]).await["ULBId"]
-            .as_str().unwrap().to_string();
+        let ulb = server
+            .ok("CreateULB", &[("ULBName", &format!("clb{c}"))])
+            .await["ULBId"]
+            .as_str()
+            .unwrap()
+            .to_string();
         for v in 0..VSERVERS_PER_CLB {
             let port = (8443 + v).to_string();
             let vs = server
-                .ok("CreateVServer", &[("ULBId", &ulb), ("Protocol", "HTTPS"), ("FrontendPort", &port)])
-                .await["VServerId"].as_str().unwrap().to_string();
+                .ok(
+                    "CreateVServer",
+                    &[
+                        ("ULBId", &ulb),
+                        ("Protocol", "HTTPS"),
+                        ("FrontendPort", &port),
+                    ],
+                )
+                .await["VServerId"]
+                .as_str()
+                .unwrap()
+                .to_string();
             model.vservers.insert(vs.clone(), None);
             model.lb_of.insert(vs, ulb.clone());
         }
@@ -122,17 +143,37 @@ async fn setup(server: &Server, model: &mut Model, pem: &[(String, String)]) -> 
     let first = create_cert(server, model, pem, 0).await;
     for a in 0..ALBS {
         let alb = server
-            .ok("CreateLoadBalancer", &[("Name", &format!("alb{a}")), ("VPCId", "uvnet-1"), ("SubnetId", "subnet-1")])
-            .await["LoadBalancerId"].as_str().unwrap().to_string();
+            .ok(
+                "CreateLoadBalancer",
+                &[
+                    ("Name", &format!("alb{a}")),
+                    ("VPCId", "uvnet-1"),
+                    ("SubnetId", "subnet-1"),
+                ],
+            )
+            .await["LoadBalancerId"]
+            .as_str()
+            .unwrap()
+            .to_string();
         for l in 0..LISTENERS_PER_ALB {
             let port = (9443 + l).to_string();
             let id = server
-                .ok("CreateListener", &[
-                    ("LoadBalancerId", &alb), ("ListenerProtocol", "HTTPS"), ("ListenerPort", &port),
-                    ("Certificates.0", &first),
-                ])
-                .await["ListenerId"].as_str().unwrap().to_string();
-            model.listeners.insert(id.clone(), (first.clone(), Vec::new()));
+                .ok(
+                    "CreateListener",
+                    &[
+                        ("LoadBalancerId", &alb),
+                        ("ListenerProtocol", "HTTPS"),
+                        ("ListenerPort", &port),
+                        ("Certificates.0", &first),
+                    ],
+                )
+                .await["ListenerId"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            model
+                .listeners
+                .insert(id.clone(), (first.clone(), Vec::new()));
             model.lb_of.insert(id, alb.clone());
         }
         lbs.push(alb);
@@ -140,11 +181,26 @@ async fn setup(server: &Server, model: &mut Model, pem: &[(String, String)]) -> 
     lbs
 }
 
-async fn create_cert(server: &Server, model: &mut Model, pem: &[(String, String)], i: usize) -> String {
+async fn create_cert(
+    server: &Server,
+    model: &mut Model,
+    pem: &[(String, String)],
+    i: usize,
+) -> String {
     let (cert, key) = &pem[i % pem.len()];
     let id = server
-        .ok("CreateSSL", &[("SSLName", &format!("c{i}")), ("UserCert", cert), ("PrivateKey", key)])
-        .await["SSLId"].as_str().unwrap().to_string();
+        .ok(
+            "CreateSSL",
+            &[
+                ("SSLName", &format!("c{i}")),
+                ("UserCert", cert),
+                ("PrivateKey", key),
+            ],
+        )
+        .await["SSLId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     model.certs.insert(id.clone());
     id
 }
@@ -158,11 +214,21 @@ fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> Option<&'a T> {
 }
 
 /// Runs one random step against the model and the server and checks the RetCode matches.
-async fn step(server: &Server, model: &mut Model, rng: &mut StdRng, pem: &[(String, String)], n: usize) -> String {
+async fn step(
+    server: &Server,
+    model: &mut Model,
+    rng: &mut StdRng,
+    pem: &[(String, String)],
+    n: usize,
+) -> String {
     let certs: Vec<String> = model.certs.iter().cloned().collect();
     // A certificate id that may not exist, to exercise the not-found paths now and then.
     let any_cert = |rng: &mut StdRng| -> String {
-        if rng.gen_ratio(1, 12) { "ssl-nosuch00".to_string() } else { pick(rng, &certs).cloned().unwrap_or_default() }
+        if rng.gen_ratio(1, 12) {
+            "ssl-nosuch00".to_string()
+        } else {
+            pick(rng, &certs).cloned().unwrap_or_default()
+        }
     };
     let vservers: Vec<String> = model.vservers.keys().cloned().collect();
     let listeners: Vec<String> = model.listeners.keys().cloned().collect();
@@ -182,7 +248,12 @@ async fn step(server: &Server, model: &mut Model, rng: &mut StdRng, pem: &[(Stri
                 0
             };
             let lb = model.lb_of[&vs].clone();
-            let got = server.call("BindSSL", &[("ULBId", &lb), ("VServerId", &vs), ("SSLId", &cert)]).await;
+            let got = server
+                .call(
+                    "BindSSL",
+                    &[("ULBId", &lb), ("VServerId", &vs), ("SSLId", &cert)],
+                )
+                .await;
             assert_eq!(got["RetCode"], expect, "BindSSL {vs} {cert}: {got}");
             if expect == 0 {
                 model.vservers.insert(vs, Some(cert));
@@ -200,7 +271,12 @@ async fn step(server: &Server, model: &mut Model, rng: &mut StdRng, pem: &[(Stri
                 4106
             };
             let lb = model.lb_of[&vs].clone();
-            let got = server.call("UnbindSSL", &[("ULBId", &lb), ("VServerId", &vs), ("SSLId", &cert)]).await;
+            let got = server
+                .call(
+                    "UnbindSSL",
+                    &[("ULBId", &lb), ("VServerId", &vs), ("SSLId", &cert)],
+                )
+                .await;
             assert_eq!(got["RetCode"], expect, "UnbindSSL {vs} {cert}: {got}");
             if expect == 0 {
                 model.vservers.insert(vs, None);
@@ -221,7 +297,16 @@ async fn step(server: &Server, model: &mut Model, rng: &mut StdRng, pem: &[(Stri
                 0
             };
             let lb = model.lb_of[&l].clone();
-            let got = server.call("AddSSLBinding", &[("LoadBalancerId", &lb), ("ListenerId", &l), ("SSLIds.0", &cert)]).await;
+            let got = server
+                .call(
+                    "AddSSLBinding",
+                    &[
+                        ("LoadBalancerId", &lb),
+                        ("ListenerId", &l),
+                        ("SSLIds.0", &cert),
+                    ],
+                )
+                .await;
             assert_eq!(got["RetCode"], expect, "AddSSLBinding {l} {cert}: {got}");
             if expect == 0 {
                 model.listeners.get_mut(&l).unwrap().1.push(cert);
@@ -231,20 +316,42 @@ async fn step(server: &Server, model: &mut Model, rng: &mut StdRng, pem: &[(Stri
         4 => {
             let l = pick(rng, &listeners).unwrap().clone();
             let (default, sni) = model.listeners[&l].clone();
-            let cert = if rng.gen_bool(0.7) { pick(rng, &sni).cloned().unwrap_or(default.clone()) } else { default.clone() };
+            let cert = if rng.gen_bool(0.7) {
+                pick(rng, &sni).cloned().unwrap_or(default.clone())
+            } else {
+                default.clone()
+            };
             let expect = if sni.contains(&cert) { 0 } else { 4106 };
             let lb = model.lb_of[&l].clone();
-            let got = server.call("DeleteSSLBinding", &[("LoadBalancerId", &lb), ("ListenerId", &l), ("SSLIds.0", &cert)]).await;
+            let got = server
+                .call(
+                    "DeleteSSLBinding",
+                    &[
+                        ("LoadBalancerId", &lb),
+                        ("ListenerId", &l),
+                        ("SSLIds.0", &cert),
+                    ],
+                )
+                .await;
             assert_eq!(got["RetCode"], expect, "DeleteSSLBinding {l} {cert}: {got}");
             if expect == 0 {
-                model.listeners.get_mut(&l).unwrap().1.retain(|s| *s != cert);
+                model
+                    .listeners
+                    .get_mut(&l)
+                    .unwrap()
+                    .1
+                    .retain(|s| *s != cert);
             }
             "DeleteSSLBinding".into()
         }
         5 | 6 => {
             // UpdateSSLBinding in one of the four scopes, from a bound certificate when possible.
             let bound: Vec<String> = model.bindings().into_iter().map(|(_, c, _)| c).collect();
-            let old = if rng.gen_bool(0.8) { pick(rng, &bound).cloned().unwrap_or_else(|| any_cert(rng)) } else { any_cert(rng) };
+            let old = if rng.gen_bool(0.8) {
+                pick(rng, &bound).cloned().unwrap_or_else(|| any_cert(rng))
+            } else {
+                any_cert(rng)
+            };
             let new = any_cert(rng);
             let all: Vec<String> = model.lb_of.keys().cloned().collect();
             let listener = pick(rng, &all).unwrap().clone();
@@ -255,7 +362,11 @@ async fn step(server: &Server, model: &mut Model, rng: &mut StdRng, pem: &[(Stri
                 3 => (Some(model.lb_of[&listener].clone()), Some(listener)),
                 _ => {
                     // Both given but not matching: must be refused, nothing changes.
-                    let other = model.lb_of.values().find(|lb| **lb != model.lb_of[&listener]).cloned();
+                    let other = model
+                        .lb_of
+                        .values()
+                        .find(|lb| **lb != model.lb_of[&listener])
+                        .cloned();
                     (other, Some(listener))
                 }
             };
@@ -290,7 +401,10 @@ async fn step(server: &Server, model: &mut Model, rng: &mut StdRng, pem: &[(Stri
             let got = server.call("DeleteSSL", &[("SSLId", &cert)]).await;
             // Deleting an unknown certificate may also be a retried success; accept 0 there.
             if expect == 4079 {
-                assert!(got["RetCode"] == 4079 || got["RetCode"] == 0, "DeleteSSL {cert}: {got}");
+                assert!(
+                    got["RetCode"] == 4079 || got["RetCode"] == 0,
+                    "DeleteSSL {cert}: {got}"
+                );
             } else {
                 assert_eq!(got["RetCode"], expect, "DeleteSSL {cert}: {got}");
             }
@@ -304,11 +418,21 @@ async fn step(server: &Server, model: &mut Model, rng: &mut StdRng, pem: &[(Stri
 
 /// What the server shows, from both directions: per certificate (`DescribeSSLV2.Relations`) and
 /// per listener (`DescribeVServer.SSLSet`, `DescribeListeners.Certificates`).
-async fn observed(server: &Server, model: &Model) -> (BTreeSet<(String, String, bool)>, BTreeSet<(String, String, bool)>) {
+async fn observed(
+    server: &Server,
+    model: &Model,
+) -> (
+    BTreeSet<(String, String, bool)>,
+    BTreeSet<(String, String, bool)>,
+) {
     let mut by_cert = BTreeSet::new();
     let all = server.ok("DescribeSSLV2", &[("Limit", "1000")]).await;
     let data = all["DataSet"].as_array().unwrap();
-    assert_eq!(all["TotalCount"].as_u64().unwrap() as usize, model.certs.len(), "certificate count");
+    assert_eq!(
+        all["TotalCount"].as_u64().unwrap() as usize,
+        model.certs.len(),
+        "certificate count"
+    );
     for cert in data {
         for r in cert["Relations"].as_array().unwrap() {
             by_cert.insert((
@@ -319,19 +443,43 @@ async fn observed(server: &Server, model: &Model) -> (BTreeSet<(String, String, 
         }
     }
     let mut by_listener = BTreeSet::new();
-    for (vs, lb) in model.lb_of.iter().filter(|(l, _)| model.vservers.contains_key(*l)) {
-        let got = server.ok("DescribeVServer", &[("ULBId", lb), ("VServerId", vs)]).await;
+    for (vs, lb) in model
+        .lb_of
+        .iter()
+        .filter(|(l, _)| model.vservers.contains_key(*l))
+    {
+        let got = server
+            .ok("DescribeVServer", &[("ULBId", lb), ("VServerId", vs)])
+            .await;
         let set = got["DataSet"][0]["SSLSet"].as_array().unwrap();
-        assert!(set.len() <= 1, "a VServer has at most one certificate: {got}");
+        assert!(
+            set.len() <= 1,
+            "a VServer has at most one certificate: {got}"
+        );
         for s in set {
             by_listener.insert((vs.clone(), s["SSLId"].as_str().unwrap().to_string(), true));
         }
     }
-    for (l, lb) in model.lb_of.iter().filter(|(l, _)| model.listeners.contains_key(*l)) {
-        let got = server.ok("DescribeListeners", &[("LoadBalancerId", lb), ("ListenerId", l)]).await;
+    for (l, lb) in model
+        .lb_of
+        .iter()
+        .filter(|(l, _)| model.listeners.contains_key(*l))
+    {
+        let got = server
+            .ok(
+                "DescribeListeners",
+                &[("LoadBalancerId", lb), ("ListenerId", l)],
+            )
+            .await;
         let certs = got["Listeners"][0]["Certificates"].as_array().unwrap();
-        let defaults = certs.iter().filter(|c| c["IsDefault"] == Value::Bool(true)).count();
-        assert_eq!(defaults, 1, "an HTTPS ALB listener has exactly one default: {got}");
+        let defaults = certs
+            .iter()
+            .filter(|c| c["IsDefault"] == Value::Bool(true))
+            .count();
+        assert_eq!(
+            defaults, 1,
+            "an HTTPS ALB listener has exactly one default: {got}"
+        );
         for c in certs {
             by_listener.insert((
                 l.clone(),
@@ -345,7 +493,9 @@ async fn observed(server: &Server, model: &Model) -> (BTreeSet<(String, String, 
 
 async fn run_seed(seed: u64) {
     let server = support::spawn().await;
-    let pem: Vec<(String, String)> = (0..4).map(|i| support::cert(&[&format!("m{i}.example.test")])).collect();
+    let pem: Vec<(String, String)> = (0..4)
+        .map(|i| support::cert(&[&format!("m{i}.example.test")]))
+        .collect();
     let mut model = Model::default();
     let mut rng = StdRng::seed_from_u64(seed);
     setup(&server, &mut model, &pem).await;
@@ -355,8 +505,14 @@ async fn run_seed(seed: u64) {
         history.push(what);
         let (by_cert, by_listener) = observed(&server, &model).await;
         let expected = model.bindings();
-        assert_eq!(by_cert, expected, "seed {seed}, after {history:?}: DescribeSSLV2 differs from the model");
-        assert_eq!(by_listener, expected, "seed {seed}, after {history:?}: listener view differs from the model");
+        assert_eq!(
+            by_cert, expected,
+            "seed {seed}, after {history:?}: DescribeSSLV2 differs from the model"
+        );
+        assert_eq!(
+            by_listener, expected,
+            "seed {seed}, after {history:?}: listener view differs from the model"
+        );
     }
 }
 

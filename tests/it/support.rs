@@ -280,14 +280,26 @@ pub mod tls {
             *self.chain.lock().unwrap() = chain;
             Ok(ServerCertVerified::assertion())
         }
-        fn verify_tls12_signature(&self, _: &[u8], _: &CertificateDer<'_>, _: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
             Ok(HandshakeSignatureValid::assertion())
         }
-        fn verify_tls13_signature(&self, _: &[u8], _: &CertificateDer<'_>, _: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
             Ok(HandshakeSignatureValid::assertion())
         }
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms.supported_schemes()
+            rustls::crypto::aws_lc_rs::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
         }
     }
 
@@ -298,32 +310,52 @@ pub mod tls {
 
     /// SHA-256 of the first certificate in a PEM text, hex.
     pub fn pem_fingerprint(pem: &str) -> String {
-        let der = rustls_pemfile::certs(&mut pem.as_bytes()).next().expect("a certificate").expect("PEM");
+        let der = rustls_pemfile::certs(&mut pem.as_bytes())
+            .next()
+            .expect("a certificate")
+            .expect("PEM");
         fingerprint(&der)
     }
 
     /// One handshake; `sni` None sends no server name. Returns the presented chain's fingerprints
     /// (leaf first) and the open connection.
-    pub async fn handshake(addr: SocketAddr, sni: Option<&str>) -> std::io::Result<(Vec<String>, TlsStream<TcpStream>)> {
+    pub async fn handshake(
+        addr: SocketAddr,
+        sni: Option<&str>,
+    ) -> std::io::Result<(Vec<String>, TlsStream<TcpStream>)> {
         let recorder = Arc::new(Recorder::default());
-        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(recorder.clone())
-            .with_no_client_auth();
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(recorder.clone())
+        .with_no_client_auth();
         config.enable_sni = sni.is_some();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let name = ServerName::try_from(sni.unwrap_or("no-sni.invalid").to_string()).unwrap();
         let tcp = TcpStream::connect(addr).await?;
-        let stream = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await?;
-        let chain = recorder.chain.lock().unwrap().iter().map(|c| fingerprint(c)).collect();
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await?;
+        let chain = recorder
+            .chain
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| fingerprint(c))
+            .collect();
         Ok((chain, stream))
     }
 
     /// The leaf fingerprint a fresh handshake sees.
     pub async fn leaf(addr: SocketAddr, sni: Option<&str>) -> String {
-        handshake(addr, sni).await.expect("TLS handshake").0.remove(0)
+        handshake(addr, sni)
+            .await
+            .expect("TLS handshake")
+            .0
+            .remove(0)
     }
 }
 
@@ -334,30 +366,38 @@ pub async fn backend(name: &'static str) -> std::net::SocketAddr {
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
-                let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| async move {
-                    let mut response = hyper::Response::new(Full::new(Bytes::from(format!(
-                        "{name} {} {}",
-                        request.method(),
-                        request.uri().path()
-                    ))));
-                    for header in ["x-forwarded-for", "x-forwarded-proto", "x-real-ip"] {
-                        if let Some(value) = request.headers().get(header) {
-                            let key = format!("x-seen-{header}");
-                            response.headers_mut().insert(
-                                hyper::header::HeaderName::from_bytes(key.as_bytes()).unwrap(),
-                                value.clone(),
-                            );
+                let service = service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| async move {
+                        let mut response = hyper::Response::new(Full::new(Bytes::from(format!(
+                            "{name} {} {}",
+                            request.method(),
+                            request.uri().path()
+                        ))));
+                        for header in ["x-forwarded-for", "x-forwarded-proto", "x-real-ip"] {
+                            if let Some(value) = request.headers().get(header) {
+                                let key = format!("x-seen-{header}");
+                                response.headers_mut().insert(
+                                    hyper::header::HeaderName::from_bytes(key.as_bytes()).unwrap(),
+                                    value.clone(),
+                                );
+                            }
                         }
-                    }
-                    Ok::<_, std::convert::Infallible>(response)
-                });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                        Ok::<_, std::convert::Infallible>(response)
+                    },
+                );
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
@@ -366,9 +406,14 @@ pub async fn backend(name: &'static str) -> std::net::SocketAddr {
 
 /// A plain HTTP GET to `addr` with `host`; returns (status, headers, body).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, hyper::HeaderMap, String) {
-    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
     let response = client
-        .request(hyper::Request::get(format!("http://{addr}{path}")).body(Full::new(Bytes::new())).unwrap())
+        .request(
+            hyper::Request::get(format!("http://{addr}{path}"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
         .await
         .expect("HTTP request");
     let status = response.status().as_u16();
@@ -379,9 +424,14 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, hyper::He
 
 /// A plain GET returning the body as text (for `/metrics`).
 pub async fn raw_text(base: &str, path: &str) -> String {
-    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
     let response = client
-        .request(hyper::Request::get(format!("{base}{path}")).body(Full::new(Bytes::new())).unwrap())
+        .request(
+            hyper::Request::get(format!("{base}{path}"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
         .await
         .expect("HTTP");
     let bytes = response.into_body().collect().await.unwrap().to_bytes();

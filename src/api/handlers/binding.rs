@@ -51,10 +51,11 @@ pub async fn update_ssl_binding(ctx: &Ctx, p: &Params) -> Result<Reply, ApiError
         listener_id: args::opt_alias(p, &["ListenerId", "VServerId"]).map(str::to_owned),
     };
     let scope = ctx.scope.clone();
+    let (old_id, new_id) = (old.clone(), new.clone());
     let change = ctx
-        .db(move |store| store.replace_certificate(&scope, &old, &new, &within))
+        .db(move |store| store.replace_certificate(&scope, &old_id, &new_id, &within))
         .await?;
-    ctx.app.plane.sync(ctx, change.listener_ids).await?;
+    ctx.app.plane.replace(ctx, &change, &old, &new).await?;
     let mut reply = Reply::new();
     // Not in the SDK models (they ignore extra fields): how many bindings were replaced.
     reply.insert("ReplacedCount".into(), json!(change.replaced));

@@ -271,3 +271,96 @@ async fn metrics_text_has_every_family() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
 }
+
+#[tokio::test]
+async fn listeners_never_take_the_descriptors_kept_for_connections() {
+    use crate::dataplane::descriptors::MIN_RESERVE;
+    use crate::dataplane::DataPlaneOptions;
+
+    let backend_server = spawn_backend("rs-1").await;
+    // A limit that leaves room for two listening sockets once the reserve is kept.
+    let options = DataPlaneOptions {
+        descriptor_limit: Some(MIN_RESERVE + 2),
+        ..DataPlaneOptions::default()
+    };
+    let source = Arc::new(MemorySource::default());
+    let plane = DataPlane::with_options(source.clone(), options);
+    let http = |id: &str| {
+        listener(
+            id,
+            Protocol::Http,
+            vec![backend("rs-1", backend_server.addr, 1)],
+        )
+    };
+    let too_many =
+        |error: &DataPlaneError| matches!(error, DataPlaneError::TooManyListeners { limit: 2 });
+
+    // Startup: the listeners beyond the budget are refused with a clear error, the rest serve.
+    // A refused listener loads nothing: its certificate does not even exist.
+    let mut https = http("vserver-3");
+    https.protocol = Protocol::Https;
+    https.certs = vec![cert_ref("ssl-never-loaded", true, 1)];
+    let failures = plane
+        .sync_all(vec![http("vserver-1"), http("vserver-2"), https])
+        .await;
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].0, "vserver-3");
+    assert!(too_many(&failures[0].1), "{}", failures[0].1);
+    assert_eq!(source.loads(), 0);
+    assert!(failures[0].1.to_string().contains("at most 2 listeners"));
+    assert_eq!(plane.local_addr("vserver-3"), None);
+    let first = plane.local_addr("vserver-1").unwrap();
+    assert_eq!(get_once(first, "/").await.status, 200);
+
+    // A new listener is refused too, before any port is bound: with or without a reservation.
+    let error = plane
+        .sync_listener(http("vserver-3"), None)
+        .await
+        .unwrap_err();
+    assert!(too_many(&error), "{error}");
+    let error = plane.reserve("127.0.0.1:0".parse().unwrap()).unwrap_err();
+    let inner = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<DataPlaneError>())
+        .unwrap_or_else(|| panic!("not a data-plane error: {error}"));
+    assert!(too_many(inner), "{inner}");
+
+    // Listeners already open can still be updated and re-ported at the limit.
+    plane.sync_listener(http("vserver-1"), None).await.unwrap();
+    assert_eq!(plane.local_addr("vserver-1"), Some(first));
+    let mut moved = http("vserver-2");
+    moved.addr = "127.0.0.2:0".parse().unwrap();
+    plane.sync_listener(moved, None).await.unwrap();
+    let moved = plane.local_addr("vserver-2").unwrap();
+    assert_eq!(moved.ip().to_string(), "127.0.0.2");
+    assert_eq!(get_once(moved, "/").await.status, 200);
+
+    // Closing a listener gives its place back; so does dropping an unused reservation.
+    plane.remove_listener("vserver-2").await;
+    let reservation = plane.reserve("127.0.0.1:0".parse().unwrap()).unwrap();
+    let error = plane
+        .sync_listener(http("vserver-3"), None)
+        .await
+        .unwrap_err();
+    assert!(too_many(&error), "the reservation holds the last place");
+    drop(reservation);
+    plane.sync_listener(http("vserver-3"), None).await.unwrap();
+    assert_eq!(
+        get_once(plane.local_addr("vserver-3").unwrap(), "/")
+            .await
+            .status,
+        200
+    );
+
+    // A reservation handed to a new listener keeps its place; nothing is counted twice.
+    plane.remove_listener("vserver-3").await;
+    let reservation = plane.reserve("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut reserved = http("vserver-4");
+    reserved.addr = reservation.local_addr();
+    plane
+        .sync_listener(reserved, Some(reservation))
+        .await
+        .unwrap();
+    assert_eq!(plane.sockets.used(), 2);
+    assert!(plane.reserve("127.0.0.1:0".parse().unwrap()).is_err());
+}

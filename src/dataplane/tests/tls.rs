@@ -342,6 +342,24 @@ async fn session_resumption_survives_backend_changes_but_never_hides_a_certifica
         client.round_trip(addr).await,
         (HandshakeKind::Full, Some(new.leaf.clone()))
     );
+
+    // The same holds for a replacement without a spec.
+    assert_eq!(
+        client.round_trip(addr).await,
+        (HandshakeKind::Resumed, None)
+    );
+    plane
+        .replace_certificate(
+            &["als-tls".to_owned()],
+            "ssl-new",
+            cert_ref("ssl-old", true, 3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        client.round_trip(addr).await,
+        (HandshakeKind::Full, Some(old.leaf.clone()))
+    );
 }
 
 #[tokio::test]

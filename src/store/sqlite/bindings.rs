@@ -311,6 +311,7 @@ pub(super) fn replace(
         Ok(listener_ids) => Ok(BindingChange {
             replaced: listener_ids.len(),
             listener_ids,
+            seq,
         }),
         Err(rusqlite::Error::SqliteFailure(e, _))
             if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>

@@ -74,7 +74,7 @@ fn hot_statements_search_indexes_never_scan_tables() {
         ("data plane ids", listener_ids.to_string(), "(id=?)"),
     ];
     for (name, sql, expected) in statements {
-        let lines = plan(&conn, &sql);
+        let lines = plan(conn, &sql);
         println!("{name}:\n  {}", lines.join("\n  "));
         let joined = lines.join("\n");
         assert!(
@@ -134,7 +134,7 @@ fn migrations_apply_once_and_refuse_a_newer_schema() {
     let store = open(&path);
     {
         let guard = store.writer.lock().unwrap();
-    let conn = &guard.conn;
+        let conn = &guard.conn;
         let version: usize = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
@@ -267,7 +267,7 @@ fn seed(path: &Path, count: usize) -> Seeded {
     store.bind_clb(&scope, &lbs[0], &first, &a).unwrap();
     let (a_pk, b_pk) = {
         let mut guard = store.writer.lock().unwrap();
-    let conn = &mut guard.conn;
+        let conn = &mut guard.conn;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .unwrap();
@@ -468,7 +468,12 @@ fn group_commit_keeps_every_call_atomic() {
     const THREADS: usize = 8;
     const CALLS: usize = 60;
     let ids: Vec<String> = (0..THREADS)
-        .map(|t| store.create_certificate(&scope, certificate(&format!("t{t}"))).unwrap().id)
+        .map(|t| {
+            store
+                .create_certificate(&scope, certificate(&format!("t{t}")))
+                .unwrap()
+                .id
+        })
         .collect();
     let batches_before = store.writer.lock().unwrap().next_batch;
     let handles: Vec<_> = (0..THREADS)
@@ -477,10 +482,14 @@ fn group_commit_keeps_every_call_atomic() {
             std::thread::spawn(move || {
                 for call in 0..CALLS {
                     if call % 7 == 3 {
-                        let err = store.rename_certificate(&scope, "ssl-nosuch", "x").unwrap_err();
+                        let err = store
+                            .rename_certificate(&scope, "ssl-nosuch", "x")
+                            .unwrap_err();
                         assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
                     }
-                    store.rename_certificate(&scope, &id, &format!("t{t}-{call}")).unwrap();
+                    store
+                        .rename_certificate(&scope, &id, &format!("t{t}-{call}"))
+                        .unwrap();
                 }
             })
         })
@@ -489,12 +498,22 @@ fn group_commit_keeps_every_call_atomic() {
         handle.join().unwrap();
     }
     let page = store
-        .describe_certificates(&scope, None, Paging { offset: 0, limit: 100 })
+        .describe_certificates(
+            &scope,
+            None,
+            Paging {
+                offset: 0,
+                limit: 100,
+            },
+        )
         .unwrap();
     for (t, view) in page.items.iter().enumerate() {
         assert_eq!(view.certificate.name, format!("t{t}-{}", CALLS - 1));
     }
     // How much was grouped depends on scheduling; print it, never assert on it.
     let batches = store.writer.lock().unwrap().next_batch - batches_before;
-    println!("{} successful writes committed in {batches} transactions", THREADS * CALLS);
+    println!(
+        "{} successful writes committed in {batches} transactions",
+        THREADS * CALLS
+    );
 }
