@@ -1,12 +1,12 @@
 //! The embedded SQLite backend of the store: connections, migrations and transactions; the SQL of
 //! each resource family lives in its own file, and nothing above `store` sees any of it.
 //!
-//! One writer connection behind a mutex runs the mutating calls inside `BEGIN IMMEDIATE … COMMIT`
-//! (the write lock is taken up front, so a call never fails half-way on a lock upgrade, and
-//! another process such as the CLI simply waits up to `busy_timeout`). Calls that arrive while
-//! one runs join the same transaction (group commit), each inside its own savepoint: a failed call
-//! rolls back to its savepoint and changes nothing, and a call returns only after the transaction
-//! holding its change has committed. Reads run on a small pool of reader connections inside a
+//! One writer connection, owned by the writer thread (`writer.rs`), runs the mutating calls
+//! inside `BEGIN IMMEDIATE … COMMIT` (the write lock is taken up front, so a call never fails
+//! half-way on a lock upgrade, and another process such as the CLI simply waits up to
+//! `busy_timeout`). Calls waiting when a transaction starts join it (group commit), each inside
+//! its own savepoint: a failed call rolls back to its savepoint and changes nothing, and a call
+//! returns only after the transaction holding its change has committed. Reads run on a small pool of reader connections inside a
 //! deferred transaction: in WAL mode they see one consistent snapshot and never wait for the
 //! writer.
 
@@ -18,6 +18,7 @@ mod listeners;
 mod load_balancers;
 mod lookup;
 mod views;
+mod writer;
 
 #[cfg(test)]
 mod tests;
@@ -32,9 +33,9 @@ use crate::store::{
 use anyhow::Context;
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use writer::WriterHandle;
 
 /// Schema migrations in order; `PRAGMA user_version` counts how many are applied.
 const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/sqlite/0001_init.sql")];
@@ -54,36 +55,12 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// Calls in one group-commit transaction at most; bounds how long the first of them waits.
-const MAX_BATCH: usize = 256;
-
-/// The writer connection and the state of the transaction the callers share.
-struct Writer {
-    conn: Connection,
-    /// The batch whose transaction is open, if any.
-    open: Option<u64>,
-    /// Calls whose changes wait in the open transaction.
-    pending: usize,
-    next_batch: u64,
-    /// Every batch up to this one has ended (committed or failed).
-    ended_through: u64,
-    /// Batches whose COMMIT failed, with the reason (a short history).
-    failed: Vec<(u64, String)>,
-    /// A savepoint could not be opened or closed: the open batch must roll back.
-    poisoned: bool,
-}
-
 /// The `Store` on one SQLite file.
 pub struct SqliteStore {
-    writer: Mutex<Writer>,
-    /// Signalled when a batch ends.
-    batch_ended: Condvar,
-    /// Callers between arriving and taking the writer lock: while any wait, a finished call
-    /// leaves the transaction open for them instead of committing.
-    arriving: AtomicUsize,
+    writer: WriterHandle,
     readers: Mutex<Vec<Connection>>,
     path: PathBuf,
-    master: MasterKey,
+    master: Arc<MasterKey>,
     pool: AddressPool,
 }
 
@@ -146,20 +123,10 @@ impl SqliteStore {
         let mut writer = connect(path)?;
         migrate(&mut writer).with_context(|| format!("migrate {}", path.display()))?;
         Ok(SqliteStore {
-            writer: Mutex::new(Writer {
-                conn: writer,
-                open: None,
-                pending: 0,
-                next_batch: 1,
-                ended_through: 0,
-                failed: Vec::new(),
-                poisoned: false,
-            }),
-            batch_ended: Condvar::new(),
-            arriving: AtomicUsize::new(0),
+            writer: WriterHandle::start(writer).context("start the writer thread")?,
             readers: Mutex::new(Vec::new()),
             path: path.to_path_buf(),
-            master,
+            master: Arc::new(master),
             pool,
         })
     }
@@ -172,98 +139,12 @@ impl SqliteStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `body` as one atomic change: inside its own savepoint of the shared write
-    /// transaction, rolled back to that savepoint if it fails, and returned only once the
-    /// transaction holding it has committed. A failed COMMIT fails every call of its batch.
-    fn write<T>(&self, body: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        self.arriving.fetch_add(1, Ordering::SeqCst);
-        let mut writer = Self::lock(&self.writer);
-        self.arriving.fetch_sub(1, Ordering::SeqCst);
-        let outcome = Self::run_in_savepoint(&mut writer, body);
-        if outcome.is_ok() {
-            writer.pending += 1;
-        }
-        // Commit unless someone is about to join: the last to join always commits, so a batch is
-        // never left open with callers waiting on it.
-        let joining = self.arriving.load(Ordering::SeqCst) > 0;
-        if writer.open.is_some() && (!joining || writer.pending >= MAX_BATCH) {
-            self.end_batch(&mut writer);
-        }
-        // A failed call changed nothing, so it has no commit to wait for.
-        let (value, batch) = outcome?;
-        while writer.ended_through < batch {
-            writer = self
-                .batch_ended
-                .wait(writer)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
-        match writer.failed.iter().find(|(failed, _)| *failed == batch) {
-            Some((_, reason)) => Err(StoreError::Backend(anyhow::anyhow!(
-                "commit failed: {reason}"
-            ))),
-            None => Ok(value),
-        }
-    }
-
-    /// Opens the shared transaction if needed and runs `body` in a savepoint of it; returns the
-    /// batch the change belongs to.
-    fn run_in_savepoint<T>(
-        writer: &mut Writer,
-        body: impl FnOnce(&Connection) -> StoreResult<T>,
-    ) -> StoreResult<(T, u64)> {
-        let batch = match writer.open {
-            Some(batch) => batch,
-            None => {
-                writer.conn.execute_batch("BEGIN IMMEDIATE")?;
-                let batch = writer.next_batch;
-                writer.next_batch += 1;
-                writer.open = Some(batch);
-                batch
-            }
-        };
-        if let Err(err) = writer.conn.execute_batch("SAVEPOINT call") {
-            writer.poisoned = true;
-            return Err(err.into());
-        }
-        let result = body(&writer.conn);
-        let close = match result {
-            Ok(_) => "RELEASE call",
-            Err(_) => "ROLLBACK TO call; RELEASE call",
-        };
-        if let Err(err) = writer.conn.execute_batch(close) {
-            // The savepoint stack is in an unknown state: the whole batch must not commit.
-            writer.poisoned = true;
-            return Err(err.into());
-        }
-        result.map(|value| (value, batch))
-    }
-
-    /// Commits the open batch (or rolls it back if poisoned) and wakes its waiters.
-    fn end_batch(&self, writer: &mut Writer) {
-        let Some(batch) = writer.open.take() else {
-            return;
-        };
-        let committed = if writer.poisoned {
-            Err("a savepoint of the batch failed".to_string())
-        } else {
-            writer
-                .conn
-                .execute_batch("COMMIT")
-                .map_err(|err| err.to_string())
-        };
-        if let Err(reason) = committed {
-            let _ = writer.conn.execute_batch("ROLLBACK");
-            tracing::error!(batch, %reason, "write transaction failed");
-            writer.failed.push((batch, reason));
-            // Waiters read this right after the wake-up; a short history is plenty.
-            if writer.failed.len() > 64 {
-                writer.failed.remove(0);
-            }
-        }
-        writer.pending = 0;
-        writer.poisoned = false;
-        writer.ended_through = batch;
-        self.batch_ended.notify_all();
+    /// Runs `body` as one atomic change on the writer thread (group commit, see `writer`).
+    fn write<T: Send + 'static>(
+        &self,
+        body: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.writer.write(body)
     }
 
     /// Runs `body` on a reader connection inside one read transaction (one snapshot).
@@ -297,11 +178,13 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn create_account(&self, name: &str) -> StoreResult<Credentials> {
-        self.write(|conn| accounts::create_account(conn, &self.master, name))
+        let (master, name) = (self.master.clone(), name.to_owned());
+        self.write(move |conn| accounts::create_account(conn, &master, &name))
     }
 
     fn create_main_key(&self, account_name: &str) -> StoreResult<Credentials> {
-        self.write(|conn| accounts::create_main_key(conn, &self.master, account_name))
+        let (master, account) = (self.master.clone(), account_name.to_owned());
+        self.write(move |conn| accounts::create_main_key(conn, &master, &account))
     }
 
     fn account_exists(&self, name: &str) -> StoreResult<bool> {
@@ -309,11 +192,17 @@ impl Store for SqliteStore {
     }
 
     fn create_project(&self, account_name: &str, project_name: &str) -> StoreResult<String> {
-        self.write(|conn| accounts::create_project(conn, account_name, project_name))
+        let (account, project) = (account_name.to_owned(), project_name.to_owned());
+        self.write(move |conn| accounts::create_project(conn, &account, &project))
     }
 
     fn create_sub_key(&self, account_name: &str, projects: &[String]) -> StoreResult<Credentials> {
-        self.write(|conn| accounts::create_sub_key(conn, &self.master, account_name, projects))
+        let (master, account, projects) = (
+            self.master.clone(),
+            account_name.to_owned(),
+            projects.to_vec(),
+        );
+        self.write(move |conn| accounts::create_sub_key(conn, &master, &account, &projects))
     }
 
     fn lookup_key(&self, public_key: &str) -> StoreResult<Option<KeyRecord>> {
@@ -321,7 +210,8 @@ impl Store for SqliteStore {
     }
 
     fn create_certificate(&self, scope: &Scope, new: NewCertificate) -> StoreResult<Certificate> {
-        self.write(|conn| certificates::create(conn, &self.master, scope, new))
+        let (master, scope) = (self.master.clone(), scope.clone());
+        self.write(move |conn| certificates::create(conn, &master, &scope, new))
     }
 
     fn describe_certificates(
@@ -334,11 +224,13 @@ impl Store for SqliteStore {
     }
 
     fn rename_certificate(&self, scope: &Scope, ssl_id: &str, name: &str) -> StoreResult<()> {
-        self.write(|conn| certificates::rename(conn, scope, ssl_id, name))
+        let (scope, ssl_id, name) = (scope.clone(), ssl_id.to_owned(), name.to_owned());
+        self.write(move |conn| certificates::rename(conn, &scope, &ssl_id, &name))
     }
 
     fn delete_certificate(&self, scope: &Scope, ssl_id: &str) -> StoreResult<()> {
-        self.write(|conn| certificates::delete(conn, scope, ssl_id))
+        let (scope, ssl_id) = (scope.clone(), ssl_id.to_owned());
+        self.write(move |conn| certificates::delete(conn, &scope, &ssl_id))
     }
 
     fn certificate_material(&self, ssl_id: &str) -> StoreResult<CertificateMaterial> {
@@ -350,7 +242,8 @@ impl Store for SqliteStore {
         scope: &Scope,
         new: NewLoadBalancer,
     ) -> StoreResult<LoadBalancer> {
-        self.write(|conn| load_balancers::create(conn, scope, self.pool, new))
+        let (scope, pool) = (scope.clone(), self.pool);
+        self.write(move |conn| load_balancers::create(conn, &scope, pool, new))
     }
 
     fn list_load_balancers(
@@ -370,7 +263,8 @@ impl Store for SqliteStore {
         lb_id: &str,
         patch: LoadBalancerPatch,
     ) -> StoreResult<()> {
-        self.write(|conn| load_balancers::update(conn, scope, kind, lb_id, patch))
+        let (scope, lb_id) = (scope.clone(), lb_id.to_owned());
+        self.write(move |conn| load_balancers::update(conn, &scope, kind, &lb_id, patch))
     }
 
     fn delete_load_balancer(
@@ -379,7 +273,8 @@ impl Store for SqliteStore {
         kind: LbKind,
         lb_id: &str,
     ) -> StoreResult<Vec<String>> {
-        self.write(|conn| load_balancers::delete(conn, scope, kind, lb_id))
+        let (scope, lb_id) = (scope.clone(), lb_id.to_owned());
+        self.write(move |conn| load_balancers::delete(conn, &scope, kind, &lb_id))
     }
 
     fn create_listener(
@@ -389,7 +284,8 @@ impl Store for SqliteStore {
         lb_id: &str,
         new: NewListener,
     ) -> StoreResult<Listener> {
-        self.write(|conn| listeners::create(conn, scope, kind, lb_id, new))
+        let (scope, lb_id) = (scope.clone(), lb_id.to_owned());
+        self.write(move |conn| listeners::create(conn, &scope, kind, &lb_id, new))
     }
 
     fn list_listeners(
@@ -411,7 +307,8 @@ impl Store for SqliteStore {
         listener_id: &str,
         patch: ListenerPatch,
     ) -> StoreResult<()> {
-        self.write(|conn| listeners::update(conn, scope, kind, lb_id, listener_id, patch))
+        let (scope, lb_id, listener_id) = (scope.clone(), lb_id.to_owned(), listener_id.to_owned());
+        self.write(move |conn| listeners::update(conn, &scope, kind, &lb_id, &listener_id, patch))
     }
 
     fn delete_listener(
@@ -421,7 +318,8 @@ impl Store for SqliteStore {
         lb_id: &str,
         listener_id: &str,
     ) -> StoreResult<()> {
-        self.write(|conn| listeners::delete(conn, scope, kind, lb_id, listener_id))
+        let (scope, lb_id, listener_id) = (scope.clone(), lb_id.to_owned(), listener_id.to_owned());
+        self.write(move |conn| listeners::delete(conn, &scope, kind, &lb_id, &listener_id))
     }
 
     fn add_backends(
@@ -432,7 +330,10 @@ impl Store for SqliteStore {
         listener_id: &str,
         new: Vec<NewBackend>,
     ) -> StoreResult<Vec<Backend>> {
-        self.write(|conn| listeners::add_backends(conn, scope, kind, lb_id, listener_id, new))
+        let (scope, lb_id, listener_id) = (scope.clone(), lb_id.to_owned(), listener_id.to_owned());
+        self.write(move |conn| {
+            listeners::add_backends(conn, &scope, kind, &lb_id, &listener_id, new)
+        })
     }
 
     fn remove_backends(
@@ -443,8 +344,10 @@ impl Store for SqliteStore {
         listener_id: &str,
         backend_ids: &[String],
     ) -> StoreResult<()> {
-        self.write(|conn| {
-            listeners::remove_backends(conn, scope, kind, lb_id, listener_id, backend_ids)
+        let (scope, lb_id, listener_id) = (scope.clone(), lb_id.to_owned(), listener_id.to_owned());
+        let backend_ids = backend_ids.to_vec();
+        self.write(move |conn| {
+            listeners::remove_backends(conn, &scope, kind, &lb_id, &listener_id, &backend_ids)
         })
     }
 
@@ -456,8 +359,9 @@ impl Store for SqliteStore {
         listener_id: &str,
         patches: Vec<BackendPatch>,
     ) -> StoreResult<()> {
-        self.write(|conn| {
-            listeners::update_backends(conn, scope, kind, lb_id, listener_id, patches)
+        let (scope, lb_id, listener_id) = (scope.clone(), lb_id.to_owned(), listener_id.to_owned());
+        self.write(move |conn| {
+            listeners::update_backends(conn, &scope, kind, &lb_id, &listener_id, patches)
         })
     }
 
@@ -468,7 +372,13 @@ impl Store for SqliteStore {
         listener_id: &str,
         ssl_id: &str,
     ) -> StoreResult<()> {
-        self.write(|conn| bindings::bind_clb(conn, scope, lb_id, listener_id, ssl_id))
+        let (scope, lb_id, listener_id, ssl_id) = (
+            scope.clone(),
+            lb_id.to_owned(),
+            listener_id.to_owned(),
+            ssl_id.to_owned(),
+        );
+        self.write(move |conn| bindings::bind_clb(conn, &scope, &lb_id, &listener_id, &ssl_id))
     }
 
     fn unbind_clb(
@@ -478,7 +388,13 @@ impl Store for SqliteStore {
         listener_id: &str,
         ssl_id: &str,
     ) -> StoreResult<()> {
-        self.write(|conn| bindings::unbind_clb(conn, scope, lb_id, listener_id, ssl_id))
+        let (scope, lb_id, listener_id, ssl_id) = (
+            scope.clone(),
+            lb_id.to_owned(),
+            listener_id.to_owned(),
+            ssl_id.to_owned(),
+        );
+        self.write(move |conn| bindings::unbind_clb(conn, &scope, &lb_id, &listener_id, &ssl_id))
     }
 
     fn add_sni(
@@ -489,7 +405,15 @@ impl Store for SqliteStore {
         ssl_ids: &[String],
         limit: usize,
     ) -> StoreResult<()> {
-        self.write(|conn| bindings::add_sni(conn, scope, lb_id, listener_id, ssl_ids, limit))
+        let (scope, lb_id, listener_id, ssl_ids) = (
+            scope.clone(),
+            lb_id.to_owned(),
+            listener_id.to_owned(),
+            ssl_ids.to_vec(),
+        );
+        self.write(move |conn| {
+            bindings::add_sni(conn, &scope, &lb_id, &listener_id, &ssl_ids, limit)
+        })
     }
 
     fn delete_sni(
@@ -499,7 +423,13 @@ impl Store for SqliteStore {
         listener_id: &str,
         ssl_ids: &[String],
     ) -> StoreResult<()> {
-        self.write(|conn| bindings::delete_sni(conn, scope, lb_id, listener_id, ssl_ids))
+        let (scope, lb_id, listener_id, ssl_ids) = (
+            scope.clone(),
+            lb_id.to_owned(),
+            listener_id.to_owned(),
+            ssl_ids.to_vec(),
+        );
+        self.write(move |conn| bindings::delete_sni(conn, &scope, &lb_id, &listener_id, &ssl_ids))
     }
 
     fn replace_certificate(
@@ -509,7 +439,13 @@ impl Store for SqliteStore {
         new: &str,
         within: &BindingScope,
     ) -> StoreResult<BindingChange> {
-        self.write(|conn| bindings::replace(conn, scope, old, new, within))
+        let (scope, old, new, within) = (
+            scope.clone(),
+            old.to_owned(),
+            new.to_owned(),
+            within.clone(),
+        );
+        self.write(move |conn| bindings::replace(conn, &scope, &old, &new, &within))
     }
 
     fn dataplane_listeners(&self, ids: Option<&[String]>) -> StoreResult<Vec<ListenerView>> {
