@@ -18,7 +18,6 @@ use crate::fixture::free_port;
 use crate::procfs;
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where Debian's `nginx-light` puts it; `/usr/sbin` is often not on a non-root PATH.
 const DEBIAN_PATH: &str = "/usr/sbin/nginx";
@@ -211,32 +210,13 @@ impl Nginx {
     }
 
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        crate::serve::log_tail(&self.dir.join("error.log"))
     }
 
     /// SIGTERM (nginx's fast shutdown) to the master, then wait; SIGKILL if it hangs.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return;
-                }
-                // Polling a child's exit status; there is nothing to await on a std Child.
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            }
+        if let Some(child) = self.child.take() {
+            crate::serve::terminate(child);
         }
     }
 }

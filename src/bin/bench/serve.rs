@@ -174,32 +174,42 @@ impl ServeProcess {
 
     /// The end of the server's log, for error messages.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        log_tail(&self.log)
     }
 
     /// SIGTERM, then wait; SIGKILL only if it does not exit within `STOP_TIMEOUT`.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return;
-                }
-                // Polling a child's exit status; there is nothing to await on a std Child.
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+        if let Some(child) = self.child.take() {
+            terminate(child);
+        }
+    }
+}
+
+/// The last 20 lines of a log file, for error messages.
+pub fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// SIGTERM to a child process, then wait; SIGKILL only if it does not exit within
+/// `STOP_TIMEOUT`.
+pub fn terminate(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
             }
+            // Polling a child's exit status; there is nothing to await on a std Child.
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
         }
     }
 }
