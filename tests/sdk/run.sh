@@ -21,7 +21,8 @@ recorded=tests/sdk/.recorded/responses.jsonl
 rm -f "$recorded"
 
 set +e
-"$python" -m pytest tests/sdk -q "$@"
+# -rs: a skipped test always says why.
+"$python" -m pytest tests/sdk -q -rs "$@"
 status=$?
 set -e
 if [[ "$status" -ne 0 ]]; then
