@@ -14,6 +14,7 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 pub mod model;
+pub mod probe;
 pub mod secret;
 pub mod server;
 pub mod store;

@@ -252,56 +252,12 @@ pub fn path_of(dir: &Path, name: &str) -> PathBuf {
 /// A TLS client that accepts any certificate and reports the chain the server presented.
 pub mod tls {
     use std::net::SocketAddr;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{DigitallySignedStruct, SignatureScheme};
+    use rustls::pki_types::ServerName;
     use sha2::Digest;
     use tokio::net::TcpStream;
     use tokio_rustls::client::TlsStream;
-
-    #[derive(Debug, Default)]
-    struct Recorder {
-        chain: Mutex<Vec<CertificateDer<'static>>>,
-    }
-
-    impl ServerCertVerifier for Recorder {
-        fn verify_server_cert(
-            &self,
-            end_entity: &CertificateDer<'_>,
-            intermediates: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            let mut chain = vec![end_entity.clone().into_owned()];
-            chain.extend(intermediates.iter().map(|c| c.clone().into_owned()));
-            *self.chain.lock().unwrap() = chain;
-            Ok(ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            _: &[u8],
-            _: &CertificateDer<'_>,
-            _: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            Ok(HandshakeSignatureValid::assertion())
-        }
-        fn verify_tls13_signature(
-            &self,
-            _: &[u8],
-            _: &CertificateDer<'_>,
-            _: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            Ok(HandshakeSignatureValid::assertion())
-        }
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            rustls::crypto::aws_lc_rs::default_provider()
-                .signature_verification_algorithms
-                .supported_schemes()
-        }
-    }
 
     /// SHA-256 of a DER certificate, hex.
     pub fn fingerprint(der: &[u8]) -> String {
@@ -323,14 +279,13 @@ pub mod tls {
         addr: SocketAddr,
         sni: Option<&str>,
     ) -> std::io::Result<(Vec<String>, TlsStream<TcpStream>)> {
-        let recorder = Arc::new(Recorder::default());
         let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(recorder.clone())
+        .with_custom_certificate_verifier(certbind::probe::AnyCertificate::new(true))
         .with_no_client_auth();
         config.enable_sni = sni.is_some();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -339,10 +294,13 @@ pub mod tls {
         let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await?;
-        let chain = recorder
-            .chain
-            .lock()
-            .unwrap()
+        // A fresh config per handshake has no session to resume: this is always a full handshake,
+        // so the peer certificates are what the server presented just now.
+        let chain = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .unwrap_or_default()
             .iter()
             .map(|c| fingerprint(c))
             .collect();

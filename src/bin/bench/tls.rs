@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
+use certbind::probe::AnyCertificate;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{HeaderValue, HOST};
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::Resumption;
-use rustls::crypto::{aws_lc_rs, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::crypto::aws_lc_rs;
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -76,15 +76,11 @@ impl TlsClient {
         let mut provider = aws_lc_rs::default_provider();
         // X25519 only, so no server can pick the (costlier) X25519MLKEM768 hybrid.
         provider.kx_groups = vec![aws_lc_rs::kx_group::X25519];
-        let algorithms = provider.signature_verification_algorithms;
         let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
             .with_protocol_versions(&[&rustls::version::TLS13])
             .context("configuring TLS 1.3")?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate {
-                verify_signature,
-                algorithms,
-            }))
+            .with_custom_certificate_verifier(AnyCertificate::new(verify_signature))
             .with_no_client_auth();
         // Every connection is a full handshake: the servers' tickets are never used.
         config.resumption = Resumption::disabled();
@@ -114,53 +110,6 @@ impl TlsClient {
             .context("the server presented no certificate")?;
         let fingerprint = Fingerprint::of_der(leaf);
         Ok((tls, fingerprint))
-    }
-}
-
-/// Accepts any chain; checks the handshake signature only when asked.
-#[derive(Debug)]
-struct AnyCertificate {
-    verify_signature: bool,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        // Unreachable: the client offers TLS 1.3 only.
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        if self.verify_signature {
-            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-        } else {
-            Ok(HandshakeSignatureValid::assertion())
-        }
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
     }
 }
 
