@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -243,10 +243,6 @@ pub fn cert(names: &[&str]) -> (String, String) {
             .expect("params");
     let cert = params.self_signed(&key).expect("self-signed");
     (cert.pem(), key.serialize_pem())
-}
-
-pub fn path_of(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
 }
 
 /// A TLS client that accepts any certificate and reports the chain the server presented.
